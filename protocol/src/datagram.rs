@@ -1,0 +1,151 @@
+//! Unreliable datagrams: client inputs up, snapshots down.
+//!
+//! Inputs carry consecutive sequence numbers; every packet repeats the last
+//! few frames (`frames[i]` has sequence `first_seq + i`, newest last), so a
+//! lost datagram loses no input. The packet also names the newest snapshot
+//! tick the client has received, because QUIC does not tell the application
+//! which datagrams arrived.
+//!
+//! Snapshots carry the node tick and, for the receiving client, the last input
+//! sequence the node applied, so the client can reconcile its prediction.
+//! Positions are quantized to 1/16 of a map unit ([`crate::movement::SUBUNITS`]).
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::Bounded;
+use crate::{MAX_PLAYERS_PER_LOBBY, PlayerId};
+
+/// Most input frames one packet may carry (the newest and its repeats).
+pub const MAX_INPUT_FRAMES: usize = 8;
+/// Frames a well-behaved client repeats per packet (newest included).
+pub const DEFAULT_INPUT_REDUNDANCY: usize = 4;
+/// Largest input datagram the node accepts; anything larger is dropped.
+pub const MAX_INPUT_BYTES: usize = 128;
+/// Largest snapshot payload. QUIC guarantees at least 1200 bytes of UDP
+/// payload; a full lobby's snapshot stays well below after QUIC overhead.
+pub const MAX_SNAPSHOT_BYTES: usize = 1024;
+
+/// Input buttons as a bit set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Buttons(pub u8);
+
+impl Buttons {
+    pub const UP: u8 = 1;
+    pub const DOWN: u8 = 2;
+    pub const LEFT: u8 = 4;
+    pub const RIGHT: u8 = 8;
+    pub const FIRE: u8 = 16;
+    const KNOWN: u8 = 31;
+
+    pub fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+    pub fn with(self, bit: u8) -> Buttons {
+        Buttons(self.0 | bit)
+    }
+}
+
+/// One input sample: what the player pressed and where they aimed, and the
+/// newest snapshot tick they saw when they pressed it (for lag compensation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputFrame {
+    pub buttons: Buttons,
+    /// Aim angle, a full turn mapped onto `0..=u16::MAX` (0 = +x, counter-clockwise
+    /// towards +y).
+    pub aim: u16,
+    pub view_tick: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputPacket {
+    /// Newest snapshot tick received so far.
+    pub ack_tick: u32,
+    /// Sequence number of `frames[0]`; sequences start at 1.
+    pub first_seq: u32,
+    pub frames: Vec<InputFrame>,
+}
+
+impl InputPacket {
+    /// Sequence number of the newest frame.
+    pub fn last_seq(&self) -> u32 {
+        self.first_seq.wrapping_add(self.frames.len().saturating_sub(1) as u32)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientDatagram {
+    Input(InputPacket),
+}
+
+/// Player flags in a snapshot.
+pub mod flags {
+    pub const ALIVE: u8 = 1;
+    /// Recently spawned and not damageable.
+    pub const PROTECTED: u8 = 2;
+    /// Fired a shot this tick.
+    pub const FIRED: u8 = 4;
+    /// Disconnected, slot held.
+    pub const AWAY: u8 = 8;
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlayerSnap {
+    pub id: PlayerId,
+    /// Position in subunits (1/16 map unit).
+    pub x: u16,
+    pub y: u16,
+    pub aim: u16,
+    pub health: u8,
+    pub flags: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub tick: u32,
+    /// Last input sequence the node applied for the receiving player (0: none yet).
+    pub ack_seq: u32,
+    pub players: Vec<PlayerSnap>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerDatagram {
+    Snapshot(Snapshot),
+}
+
+impl Bounded for ClientDatagram {
+    fn validate(&self) -> Result<(), &'static str> {
+        let ClientDatagram::Input(p) = self;
+        if p.frames.is_empty() || p.frames.len() > MAX_INPUT_FRAMES {
+            return Err("input frame count");
+        }
+        if p.first_seq == 0 || p.first_seq.checked_add(p.frames.len() as u32).is_none() {
+            return Err("input sequence");
+        }
+        if p.frames.iter().any(|f| f.buttons.0 & !Buttons::KNOWN != 0) {
+            return Err("input buttons");
+        }
+        Ok(())
+    }
+}
+
+impl Bounded for ServerDatagram {
+    fn validate(&self) -> Result<(), &'static str> {
+        let ServerDatagram::Snapshot(s) = self;
+        if s.players.len() > MAX_PLAYERS_PER_LOBBY {
+            return Err("snapshot player count");
+        }
+        Ok(())
+    }
+}
+
+/// Quantizes an angle in radians onto the wire's `u16` turn.
+pub fn angle_to_wire(radians: f32) -> u16 {
+    let turns = radians / std::f32::consts::TAU;
+    let frac = turns - turns.floor();
+    ((frac * 65536.0) as u32 & 0xffff) as u16
+}
+
+/// The angle in radians of a wire `u16` turn.
+pub fn wire_to_angle(aim: u16) -> f32 {
+    aim as f32 * (std::f32::consts::TAU / 65536.0)
+}
