@@ -1,0 +1,26 @@
+//! The Trespasser client library and load generator.
+//!
+//! * [`client`]: [`GameClient`], one player's QUIC connection to a game node
+//!   (handshake, join, inputs with redundancy, snapshots, control events).
+//!   The node's tests use it as their client.
+//! * [`tls`]: client endpoints and certificate trust.
+//! * [`ticket`]: join tickets minted with a node's development key.
+//! * [`input`]: the input redundancy window and round-trip matching, no IO.
+//! * [`bot`]: the bot's brain (no IO) and its play loop.
+//! * [`stats`], [`report`]: measurements of a run and the JSON report.
+//! * [`cli`], [`run`]: the `loadgen` binary's flags and the run itself.
+
+pub mod bot;
+pub mod cli;
+pub mod client;
+pub mod input;
+pub mod report;
+pub mod run;
+pub mod stats;
+pub mod ticket;
+pub mod tls;
+
+pub use client::{ClientConfig, ClientError, ClientStats, GameClient, Welcome};
+pub use report::Report;
+pub use ticket::DevTicketMinter;
+pub use tls::{Trust, client_endpoint, client_endpoint_for};

@@ -5,7 +5,8 @@
 //! frames above the per-direction limit, so a hostile peer can make us buffer
 //! at most [`MAX_SERVER_FRAME`] bytes per connection.
 
-use serde::{Serialize, de::DeserializeOwned};
+use serde::de::{self, DeserializeOwned, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
 
 /// Largest control frame a client may send (a join ticket is the biggest).
 pub const MAX_CLIENT_FRAME: usize = 4 * 1024;
@@ -36,7 +37,10 @@ pub trait Bounded {
 pub fn encode<T: Serialize>(msg: &T, max: usize) -> Result<Vec<u8>, CodecError> {
     let bytes = postcard::to_stdvec(msg).map_err(|e| CodecError::Malformed(e.to_string()))?;
     if bytes.len() > max {
-        return Err(CodecError::TooLarge { len: bytes.len(), max });
+        return Err(CodecError::TooLarge {
+            len: bytes.len(),
+            max,
+        });
     }
     Ok(bytes)
 }
@@ -58,7 +62,10 @@ pub fn encode_into<T: Serialize>(msg: &T, buf: &mut Vec<u8>, max: usize) -> Resu
 /// Decodes one whole message of at most `max` bytes and checks its field limits.
 pub fn decode<T: DeserializeOwned + Bounded>(bytes: &[u8], max: usize) -> Result<T, CodecError> {
     if bytes.len() > max {
-        return Err(CodecError::TooLarge { len: bytes.len(), max });
+        return Err(CodecError::TooLarge {
+            len: bytes.len(),
+            max,
+        });
     }
     let (msg, rest) =
         postcard::take_from_bytes::<T>(bytes).map_err(|e| CodecError::Malformed(e.to_string()))?;
@@ -110,9 +117,54 @@ pub fn decode_frame<T: DeserializeOwned + Bounded>(
 }
 
 /// Checks a bounded string: length in bytes and no control characters.
-pub(crate) fn check_text(s: &str, max_bytes: usize, what: &'static str) -> Result<(), &'static str> {
+pub(crate) fn check_text(
+    s: &str,
+    max_bytes: usize,
+    what: &'static str,
+) -> Result<(), &'static str> {
     if s.len() > max_bytes || s.chars().any(char::is_control) {
         return Err(what);
     }
     Ok(())
+}
+
+/// `deserialize_with` for vectors of at most `MAX` elements.
+///
+/// serde's own `Vec` impl preallocates the length a hostile prefix claims
+/// (bounded only by the bytes left times the element size, up to 1 MiB), so a
+/// 16 KiB frame could make the decoder allocate ~100 times its size before
+/// failing. This caps the preallocation at `MAX` and stops reading at the first
+/// element past it, so a decode allocates at most `MAX` elements per vector.
+/// The encoding is unchanged.
+pub(crate) fn bounded_vec<'de, D, T, const MAX: usize>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Bounded<T, const MAX: usize>(std::marker::PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>, const MAX: usize> Visitor<'de> for Bounded<T, MAX> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "a sequence of at most {MAX} elements")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let hint = seq.size_hint().unwrap_or(0);
+            if hint > MAX {
+                return Err(de::Error::invalid_length(hint, &self));
+            }
+            let mut out = Vec::with_capacity(hint);
+            while let Some(item) = seq.next_element()? {
+                if out.len() == MAX {
+                    return Err(de::Error::invalid_length(MAX + 1, &self));
+                }
+                out.push(item);
+            }
+            Ok(out)
+        }
+    }
+
+    d.deserialize_seq(Bounded::<T, MAX>(std::marker::PhantomData))
 }

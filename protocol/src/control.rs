@@ -38,22 +38,46 @@ pub enum ClientControl {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ServerControl {
-    Welcome { version: u16, node_id: String, tick_rate: u16 },
-    Error { code: ErrorCode, message: String },
+    Welcome {
+        version: u16,
+        node_id: String,
+        tick_rate: u16,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
     LobbyJoined(LobbyJoined),
     /// The whole roster, sent whenever someone joins, leaves, disconnects or
     /// reconnects.
-    Roster { players: Vec<RosterEntry> },
+    Roster {
+        #[serde(deserialize_with = "crate::codec::bounded_vec::<_, _, MAX_PLAYERS_PER_LOBBY>")]
+        players: Vec<RosterEntry>,
+    },
     /// Kill feed.
-    Kill { killer: PlayerId, victim: PlayerId },
-    MatchStarted { match_id: uuid::Uuid, kill_target: u16 },
+    Kill {
+        killer: PlayerId,
+        victim: PlayerId,
+    },
+    MatchStarted {
+        match_id: uuid::Uuid,
+        kill_target: u16,
+    },
     MatchEnded(MatchEnded),
     VoteState(VoteState),
     /// The lobby closed (the restart vote failed, or the node drains): the
     /// client should matchmake again.
-    LobbyClosed { reason: String },
-    Chat { from: PlayerId, name: String, text: String },
-    Kicked { reason: String },
+    LobbyClosed {
+        reason: String,
+    },
+    Chat {
+        from: PlayerId,
+        name: String,
+        text: String,
+    },
+    Kicked {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +89,7 @@ pub struct LobbyJoined {
     pub kill_target: u16,
     /// True when this join resumed a slot kept after a disconnect.
     pub resumed: bool,
+    #[serde(deserialize_with = "crate::codec::bounded_vec::<_, _, MAX_PLAYERS_PER_LOBBY>")]
     pub roster: Vec<RosterEntry>,
 }
 
@@ -131,6 +156,7 @@ pub struct MatchEnded {
     pub match_id: uuid::Uuid,
     pub winner: PlayerId,
     /// Sorted by kills (descending), then deaths (ascending).
+    #[serde(deserialize_with = "crate::codec::bounded_vec::<_, _, MAX_PLAYERS_PER_LOBBY>")]
     pub scoreboard: Vec<ScoreLine>,
     /// How long the restart vote stays open.
     pub vote_seconds: u16,
@@ -239,12 +265,18 @@ impl std::fmt::Display for ErrorCode {
 impl Bounded for ClientControl {
     fn validate(&self) -> Result<(), &'static str> {
         match self {
-            ClientControl::Hello { client, .. } => check_text(client, MAX_NAME_BYTES, "client name"),
+            ClientControl::Hello { client, .. } => {
+                check_text(client, MAX_NAME_BYTES, "client name")
+            }
             ClientControl::Join { ticket } => check_text(ticket, MAX_TICKET_BYTES, "ticket"),
             // Chat content rules (length, characters) are enforced by the
             // lobby with a clear error; here only the hard byte bound.
             ClientControl::Chat { text } => {
-                if text.len() > 4 * MAX_CHAT_BYTES { Err("chat text") } else { Ok(()) }
+                if text.len() > 4 * MAX_CHAT_BYTES {
+                    Err("chat text")
+                } else {
+                    Ok(())
+                }
             }
             ClientControl::Vote { .. } | ClientControl::Leave => Ok(()),
         }
@@ -277,10 +309,14 @@ impl Bounded for Cosmetics {
 impl Bounded for ServerControl {
     fn validate(&self) -> Result<(), &'static str> {
         match self {
-            ServerControl::Welcome { node_id, .. } => check_text(node_id, MAX_ID_BYTES * 2, "node id"),
+            ServerControl::Welcome { node_id, .. } => {
+                check_text(node_id, MAX_ID_BYTES * 2, "node id")
+            }
             ServerControl::Error { message, .. }
             | ServerControl::LobbyClosed { reason: message }
-            | ServerControl::Kicked { reason: message } => check_text(message, MAX_MESSAGE_BYTES, "message"),
+            | ServerControl::Kicked { reason: message } => {
+                check_text(message, MAX_MESSAGE_BYTES, "message")
+            }
             ServerControl::LobbyJoined(j) => {
                 check_text(&j.lobby.mode, MAX_ID_BYTES, "mode")?;
                 check_text(&j.map, MAX_ID_BYTES, "map")?;
@@ -291,7 +327,9 @@ impl Bounded for ServerControl {
                 if m.scoreboard.len() > MAX_PLAYERS_PER_LOBBY {
                     return Err("scoreboard size");
                 }
-                m.scoreboard.iter().try_for_each(|l| check_text(&l.name, MAX_NAME_BYTES, "name"))
+                m.scoreboard
+                    .iter()
+                    .try_for_each(|l| check_text(&l.name, MAX_NAME_BYTES, "name"))
             }
             ServerControl::Chat { name, text, .. } => {
                 check_text(name, MAX_NAME_BYTES, "name")?;

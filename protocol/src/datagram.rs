@@ -62,13 +62,15 @@ pub struct InputPacket {
     pub ack_tick: u32,
     /// Sequence number of `frames[0]`; sequences start at 1.
     pub first_seq: u32,
+    #[serde(deserialize_with = "crate::codec::bounded_vec::<_, _, MAX_INPUT_FRAMES>")]
     pub frames: Vec<InputFrame>,
 }
 
 impl InputPacket {
     /// Sequence number of the newest frame.
     pub fn last_seq(&self) -> u32 {
-        self.first_seq.wrapping_add(self.frames.len().saturating_sub(1) as u32)
+        self.first_seq
+            .wrapping_add(self.frames.len().saturating_sub(1) as u32)
     }
 }
 
@@ -104,6 +106,7 @@ pub struct Snapshot {
     pub tick: u32,
     /// Last input sequence the node applied for the receiving player (0: none yet).
     pub ack_seq: u32,
+    #[serde(deserialize_with = "crate::codec::bounded_vec::<_, _, MAX_PLAYERS_PER_LOBBY>")]
     pub players: Vec<PlayerSnap>,
 }
 

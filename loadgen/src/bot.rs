@@ -1,0 +1,456 @@
+//! A bot player: the [`Brain`] decides each tick's input from the latest
+//! snapshot (pure, testable), and [`run_bot`] plays a whole session over a
+//! [`GameClient`] the way a person would: join, move, aim, shoot, vote,
+//! leave, and come back after a lost connection or a closed lobby.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use protocol::PlayerId;
+use protocol::control::ServerControl;
+use protocol::datagram::{Buttons, PlayerSnap, Snapshot, angle_to_wire, flags};
+use protocol::ticket::JoinTarget;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tokio::sync::Semaphore;
+use tokio::time::{MissedTickBehavior, sleep_until};
+
+use crate::client::{ClientConfig, ClientError, GameClient};
+use crate::stats::{Stats, micros_histogram, record};
+use crate::ticket::DevTicketMinter;
+
+/// The eight directions a bot walks in.
+const HEADINGS: [u8; 8] = [
+    Buttons::UP,
+    Buttons::UP | Buttons::RIGHT,
+    Buttons::RIGHT,
+    Buttons::DOWN | Buttons::RIGHT,
+    Buttons::DOWN,
+    Buttons::DOWN | Buttons::LEFT,
+    Buttons::LEFT,
+    Buttons::UP | Buttons::LEFT,
+];
+/// Ticks without moving while walking before the bot assumes a wall.
+const STUCK_TICKS: u32 = 4;
+/// How often a bot folds its measurements into the shared stats.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// Pause before reconnecting after a lost connection.
+const RECONNECT_DELAY: Duration = Duration::from_millis(500);
+
+/// One tick's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub buttons: Buttons,
+    pub aim: u16,
+    pub target: Option<PlayerId>,
+}
+
+/// Wanders in straight lines, turning every one to three seconds or when
+/// blocked, and shoots at the nearest living player.
+#[derive(Debug, Clone)]
+pub struct Brain {
+    rng: SmallRng,
+    tick_rate: u32,
+    heading: u8,
+    ticks_to_turn: u32,
+    last_pos: Option<(u16, u16)>,
+    still_ticks: u32,
+    aim: u16,
+}
+
+impl Brain {
+    pub fn new(seed: u64, tick_rate: u16) -> Brain {
+        let mut brain = Brain {
+            rng: SmallRng::seed_from_u64(seed),
+            tick_rate: tick_rate.max(1) as u32,
+            heading: 0,
+            ticks_to_turn: 0,
+            last_pos: None,
+            still_ticks: 0,
+            aim: 0,
+        };
+        brain.turn();
+        brain
+    }
+
+    fn turn(&mut self) {
+        // Now and then stand still, as players do.
+        self.heading = if self.rng.random_bool(0.1) { 0 } else { HEADINGS[self.rng.random_range(0..HEADINGS.len())] };
+        self.ticks_to_turn = self.rng.random_range(self.tick_rate..=3 * self.tick_rate);
+        self.still_ticks = 0;
+    }
+
+    /// The input for this tick. `snap` is the newest snapshot (if any) and
+    /// `me` the bot's player id in it.
+    pub fn decide(&mut self, me: PlayerId, snap: Option<&Snapshot>) -> Decision {
+        let mine = snap.and_then(|s| s.players.iter().find(|p| p.id == me));
+        let alive = mine.is_some_and(|p| p.flags & flags::ALIVE != 0);
+
+        self.ticks_to_turn = self.ticks_to_turn.saturating_sub(1);
+        if let Some(p) = mine.filter(|_| alive) {
+            if self.last_pos == Some((p.x, p.y)) && self.heading != 0 {
+                self.still_ticks += 1;
+            } else {
+                self.still_ticks = 0;
+            }
+            self.last_pos = Some((p.x, p.y));
+        }
+        if self.ticks_to_turn == 0 || self.still_ticks >= STUCK_TICKS {
+            self.turn();
+        }
+
+        let target = match (mine, snap) {
+            (Some(me), Some(snap)) if alive => nearest_target(me, snap),
+            _ => None,
+        };
+        let mut buttons = Buttons(self.heading);
+        match target {
+            Some(t) => {
+                self.aim = aim_at(mine.map(|p| (p.x, p.y)).unwrap_or_default(), (t.x, t.y));
+                // Shots at a spawn-protected player are wasted; aim, but hold fire.
+                if t.flags & flags::PROTECTED == 0 {
+                    buttons = buttons.with(Buttons::FIRE);
+                }
+            }
+            None if self.heading != 0 => self.aim = aim_at((1, 1), heading_vector(self.heading)),
+            None => {}
+        }
+        Decision { buttons, aim: self.aim, target: target.map(|t| t.id) }
+    }
+}
+
+/// The nearest other player who is alive and connected.
+pub fn nearest_target(me: &PlayerSnap, snap: &Snapshot) -> Option<PlayerSnap> {
+    snap.players
+        .iter()
+        .filter(|p| p.id != me.id && p.flags & flags::ALIVE != 0 && p.flags & flags::AWAY == 0)
+        .min_by_key(|p| {
+            let dx = p.x as i64 - me.x as i64;
+            let dy = p.y as i64 - me.y as i64;
+            (dx * dx + dy * dy, p.id)
+        })
+        .copied()
+}
+
+/// The wire aim from one position (subunits) towards another.
+pub fn aim_at(from: (u16, u16), to: (u16, u16)) -> u16 {
+    let dx = to.0 as f32 - from.0 as f32;
+    let dy = to.1 as f32 - from.1 as f32;
+    angle_to_wire(dy.atan2(dx))
+}
+
+/// A point one step along a heading, from (1, 1) so it stays in `u16`
+/// (screen axes: down is +y, as in the movement step).
+fn heading_vector(heading: u8) -> (u16, u16) {
+    let b = Buttons(heading);
+    let x = 1 + b.has(Buttons::RIGHT) as u16 - b.has(Buttons::LEFT) as u16;
+    let y = 1 + b.has(Buttons::DOWN) as u16 - b.has(Buttons::UP) as u16;
+    (x, y)
+}
+
+/// One bot's part in a run.
+#[derive(Debug, Clone)]
+pub struct BotConfig {
+    pub name: String,
+    pub client: ClientConfig,
+    pub target: JoinTarget,
+    /// Restart vote cast at match end; `None` abstains.
+    pub vote: Option<bool>,
+    pub seed: u64,
+    /// When to start connecting (spreads joins over the ramp).
+    pub start_at: Instant,
+    /// When to leave.
+    pub stop_at: Instant,
+    /// Reconnects allowed after lost connections.
+    pub max_reconnects: u32,
+}
+
+/// What every bot of a run shares.
+#[derive(Debug, Clone)]
+pub struct BotEnv {
+    pub endpoint: quinn::Endpoint,
+    pub minter: Arc<DevTicketMinter>,
+    pub stats: Arc<Stats>,
+    /// Bounds concurrent handshakes and joins.
+    pub connect_gate: Arc<Semaphore>,
+}
+
+/// Why a session ended.
+#[derive(Debug)]
+enum SessionEnd {
+    Stopped,
+    LobbyClosed,
+    Kicked,
+    Lost(ClientError),
+}
+
+/// Totals across a bot's sessions, for its snapshot rate.
+#[derive(Debug, Default)]
+struct Playing {
+    time: Duration,
+    snapshots: u64,
+}
+
+/// Plays until `stop_at`, then leaves. Every failure is counted in the
+/// shared stats by kind; none is returned.
+pub async fn run_bot(cfg: BotConfig, env: BotEnv) {
+    sleep_until(cfg.start_at.into()).await;
+    // One account for the whole run, so a reconnect resumes the held slot.
+    let account = uuid::Uuid::new_v4();
+    let mut joins = 0u32;
+    let mut reconnects = 0u32;
+    let mut playing = Playing::default();
+
+    while Instant::now() < cfg.stop_at {
+        let mut client = match connect_and_join(&cfg, &env, account, joins == 0).await {
+            Ok(client) => client,
+            Err(kind) => {
+                env.stats.error(&kind);
+                break;
+            }
+        };
+        joins += 1;
+
+        let seed = cfg.seed.wrapping_add(joins as u64);
+        let end = play(&mut client, &cfg, &env, seed, &mut playing).await;
+        match end {
+            SessionEnd::Stopped => {
+                let grace = Duration::from_secs(2);
+                let _ = tokio::time::timeout(grace, client.leave()).await;
+                client.shutdown(grace).await;
+                break;
+            }
+            SessionEnd::LobbyClosed => {
+                // Matchmake again on a fresh connection, as a player would.
+                env.stats.lobby_closed();
+                client.shutdown(Duration::from_millis(500)).await;
+            }
+            SessionEnd::Kicked => {
+                env.stats.error("kicked");
+                client.close();
+                break;
+            }
+            SessionEnd::Lost(e) => {
+                env.stats.error(&e.kind());
+                env.stats.disconnected();
+                drop(client);
+                if reconnects >= cfg.max_reconnects {
+                    break;
+                }
+                reconnects += 1;
+                tokio::time::sleep(RECONNECT_DELAY).await;
+            }
+        }
+    }
+    env.stats.snapshot_rate(playing.snapshots, playing.time);
+}
+
+/// Connects and joins within the connect gate; an error is returned as its
+/// kind for counting.
+async fn connect_and_join(
+    cfg: &BotConfig,
+    env: &BotEnv,
+    account: uuid::Uuid,
+    first: bool,
+) -> Result<GameClient, String> {
+    let _permit = tokio::select! {
+        permit = env.connect_gate.acquire() => permit.map_err(|_| "not_started".to_owned())?,
+        _ = sleep_until(cfg.stop_at.into()) => return Err("not_started".into()),
+    };
+    let started = Instant::now();
+    let mut client = GameClient::connect_with(&env.endpoint, &cfg.client).await.map_err(|e| e.kind())?;
+    let ticket = env.minter.mint(account, &cfg.name, cfg.target.clone()).map_err(|_| "ticket".to_owned())?;
+    client.join(&ticket).await.map_err(|e| e.kind())?;
+    env.stats.joined(started.elapsed(), first, client.welcome().tick_rate);
+    Ok(client)
+}
+
+async fn play(client: &mut GameClient, cfg: &BotConfig, env: &BotEnv, seed: u64, playing: &mut Playing) -> SessionEnd {
+    let me = client.lobby().map_or(0, |j| j.you);
+    let tick_rate = client.welcome().tick_rate.max(1);
+    let period = Duration::from_secs(1) / tick_rate as u32;
+    let mut brain = Brain::new(seed, tick_rate);
+    // A random phase, so thousands of bots do not send in the same millisecond.
+    let phase = period.mul_f64(SmallRng::seed_from_u64(seed).random::<f64>());
+    let mut ticker = tokio::time::interval_at((Instant::now() + phase).into(), period);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+
+    let started = Instant::now();
+    let base = client.stats();
+    let mut flushed = base;
+    let mut rtt = micros_histogram();
+    let mut last_flush = started;
+    let mut snap: Option<Snapshot> = None;
+    env.stats.playing(1);
+
+    let end = loop {
+        tokio::select! {
+            _ = sleep_until(cfg.stop_at.into()) => break SessionEnd::Stopped,
+            event = client.next_event() => match event {
+                Ok(event) => {
+                    if let Some(end) = on_event(client, cfg, env, event).await {
+                        break end;
+                    }
+                }
+                Err(e) => break SessionEnd::Lost(e),
+            },
+            _ = ticker.tick() => {
+                if let Some(newest) = client.latest_snapshot() {
+                    snap = Some(newest);
+                }
+                let d = brain.decide(me, snap.as_ref());
+                if let Err(e) = client.send_input(d.buttons, d.aim) {
+                    break SessionEnd::Lost(e);
+                }
+                if last_flush.elapsed() >= FLUSH_EVERY {
+                    flushed = flush(client, env, flushed, &mut rtt);
+                    last_flush = Instant::now();
+                }
+            }
+        }
+    };
+
+    let last = flush(client, env, flushed, &mut rtt);
+    env.stats.playing(-1);
+    playing.time += started.elapsed();
+    playing.snapshots += last.snapshots_received - base.snapshots_received;
+    end
+}
+
+/// Moves the client's new counters and round trips into the shared stats.
+fn flush(
+    client: &mut GameClient,
+    env: &BotEnv,
+    before: crate::client::ClientStats,
+    rtt: &mut Histogram<u64>,
+) -> crate::client::ClientStats {
+    for sample in client.take_rtt_samples() {
+        record(rtt, sample);
+    }
+    env.stats.rtts(rtt);
+    rtt.reset();
+    let now = client.stats();
+    env.stats.traffic(now.inputs_sent - before.inputs_sent, now.snapshots_received - before.snapshots_received);
+    now
+}
+
+async fn on_event(client: &mut GameClient, cfg: &BotConfig, env: &BotEnv, event: ServerControl) -> Option<SessionEnd> {
+    match event {
+        ServerControl::MatchEnded(ended) => {
+            env.stats.match_ended(ended.match_id);
+            if let Some(restart) = cfg.vote
+                && let Err(e) = client.vote(restart).await
+            {
+                return Some(SessionEnd::Lost(e));
+            }
+            None
+        }
+        ServerControl::LobbyClosed { reason } => {
+            tracing::debug!(bot = %cfg.name, %reason, "lobby closed");
+            Some(SessionEnd::LobbyClosed)
+        }
+        ServerControl::Kicked { reason } => {
+            tracing::warn!(bot = %cfg.name, %reason, "kicked");
+            Some(SessionEnd::Kicked)
+        }
+        ServerControl::Error { code, message } => {
+            tracing::warn!(bot = %cfg.name, %code, %message, "node error while playing");
+            env.stats.error(&format!("server:{code}"));
+            None
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::datagram::wire_to_angle;
+
+    fn player(id: PlayerId, x: u16, y: u16, flags: u8) -> PlayerSnap {
+        PlayerSnap { id, x, y, aim: 0, health: 100, flags }
+    }
+
+    fn close_to(aim: u16, radians: f32) -> bool {
+        let d = (wire_to_angle(aim) - radians).rem_euclid(std::f32::consts::TAU);
+        d.min(std::f32::consts::TAU - d) < 0.001
+    }
+
+    #[test]
+    fn aims_along_the_wire_convention() {
+        use std::f32::consts::{FRAC_PI_2, PI};
+        assert_eq!(aim_at((100, 100), (200, 100)), 0);
+        assert!(close_to(aim_at((100, 100), (100, 200)), FRAC_PI_2), "+y is a quarter turn");
+        assert!(close_to(aim_at((100, 100), (0, 100)), PI));
+        assert!(close_to(aim_at((100, 100), (100, 0)), 3.0 * FRAC_PI_2));
+        assert!(close_to(aim_at((0, 0), (10, 10)), PI / 4.0));
+    }
+
+    #[test]
+    fn targets_the_nearest_living_connected_other_player() {
+        let alive = flags::ALIVE;
+        let me = player(0, 1000, 1000, alive);
+        let snap = Snapshot {
+            tick: 5,
+            ack_seq: 0,
+            players: vec![
+                me,
+                player(1, 1100, 1000, 0),                   // dead
+                player(2, 1000, 1050, alive | flags::AWAY), // disconnected
+                player(3, 1000, 1300, alive),
+                player(4, 800, 1000, alive),
+            ],
+        };
+        assert_eq!(nearest_target(&me, &snap).map(|p| p.id), Some(4));
+        let alone = Snapshot { tick: 5, ack_seq: 0, players: vec![me] };
+        assert_eq!(nearest_target(&me, &alone), None);
+    }
+
+    #[test]
+    fn fires_at_a_target_and_holds_fire_otherwise() {
+        let alive = flags::ALIVE;
+        let mut brain = Brain::new(7, 20);
+        let snap =
+            Snapshot { tick: 1, ack_seq: 0, players: vec![player(0, 1000, 1000, alive), player(1, 1000, 2000, alive)] };
+        let d = brain.decide(0, Some(&snap));
+        assert_eq!(d.target, Some(1));
+        assert!(d.buttons.has(Buttons::FIRE));
+        assert!(close_to(d.aim, std::f32::consts::FRAC_PI_2));
+
+        let protected = Snapshot {
+            players: vec![player(0, 1000, 1000, alive), player(1, 1000, 2000, alive | flags::PROTECTED)],
+            ..snap.clone()
+        };
+        let d = brain.decide(0, Some(&protected));
+        assert_eq!(d.target, Some(1));
+        assert!(!d.buttons.has(Buttons::FIRE));
+
+        let dead = Snapshot { players: vec![player(0, 1000, 1000, 0), player(1, 1000, 2000, alive)], ..snap };
+        let d = brain.decide(0, Some(&dead));
+        assert_eq!((d.target, d.buttons.has(Buttons::FIRE)), (None, false));
+        assert!(!brain.decide(0, None).buttons.has(Buttons::FIRE));
+    }
+
+    #[test]
+    fn wanders_and_turns_when_blocked() {
+        let mut brain = Brain::new(1, 20);
+        let mut headings = std::collections::HashSet::new();
+        for _ in 0..2000 {
+            headings.insert(brain.decide(0, None).buttons.0 & !Buttons::FIRE);
+        }
+        assert!(headings.len() >= 6, "changes direction over time: {headings:?}");
+
+        // Standing against a wall: the position stops changing while walking.
+        let mut brain = Brain::new(2, 20);
+        let snap = Snapshot { tick: 1, ack_seq: 0, players: vec![player(0, 500, 500, flags::ALIVE)] };
+        let mut changes = 0;
+        let mut last = brain.decide(0, Some(&snap)).buttons;
+        for _ in 0..3 * STUCK_TICKS {
+            let b = brain.decide(0, Some(&snap)).buttons;
+            changes += (b != last) as u32;
+            last = b;
+        }
+        assert!(changes >= 1, "a stuck bot picks another direction");
+    }
+}

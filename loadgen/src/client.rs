@@ -1,0 +1,613 @@
+//! [`GameClient`]: one player's connection to a game node.
+//!
+//! Two background tasks per client read the control stream and the datagrams
+//! into bounded queues, so every receiving method here is cancel-safe (it can
+//! sit in a `select!`) and a client that stops reading holds a fixed amount of
+//! memory: control events apply back-pressure to the node's stream, and
+//! snapshots drop the oldest (newest wins anyway).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use protocol::codec::{self, MAX_CLIENT_FRAME, MAX_SERVER_FRAME};
+use protocol::control::{ClientControl, ErrorCode, LobbyJoined, ServerControl};
+use protocol::datagram::{
+    Buttons, ClientDatagram, DEFAULT_INPUT_REDUNDANCY, MAX_INPUT_BYTES, MAX_SNAPSHOT_BYTES, ServerDatagram, Snapshot,
+};
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+
+use crate::input::{InputWindow, RttTracker};
+use crate::tls::{Trust, client_endpoint_for};
+
+/// QUIC handshake plus `Hello`/`Welcome`.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// `Join` to `LobbyJoined`.
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Control events buffered before the reader stops reading the stream.
+const EVENT_QUEUE: usize = 256;
+/// Snapshots buffered for a slow reader (about 3 s at 20 Hz); older ones drop.
+const SNAPSHOT_QUEUE: usize = 64;
+/// Unacknowledged inputs remembered for round-trip matching (about 50 s at 20 Hz).
+const RTT_PENDING: usize = 1024;
+/// Round-trip samples held until [`GameClient::take_rtt_samples`] collects them.
+const RTT_SAMPLES: usize = 4096;
+/// Client name sent in `Hello` unless configured otherwise.
+pub const DEFAULT_CLIENT_NAME: &str = "loadgen/0.1";
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub server: SocketAddr,
+    /// TLS server name; the development certificate is issued for "localhost".
+    pub server_name: String,
+    pub trust: Trust,
+    /// Sent in `Hello` (at most 32 bytes).
+    pub client_name: String,
+}
+
+impl ClientConfig {
+    /// A config for a local node: server name "localhost", client name "loadgen/0.1".
+    pub fn new(server: SocketAddr, trust: Trust) -> ClientConfig {
+        ClientConfig { server, server_name: "localhost".into(), trust, client_name: DEFAULT_CLIENT_NAME.into() }
+    }
+}
+
+/// The node's answer to `Hello`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Welcome {
+    pub version: u16,
+    pub node_id: String,
+    pub tick_rate: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// The QUIC connection could not be established (unreachable, TLS, ALPN).
+    #[error("could not connect: {0}")]
+    Connect(String),
+    /// The node refused a request with a stable error code.
+    #[error("node refused with {code}: {message}")]
+    Server { code: ErrorCode, message: String },
+    /// The connection or the control stream ended.
+    #[error("connection closed: {0}")]
+    Closed(String),
+    /// The node sent something this client does not understand, or a local
+    /// message could not be sent as a datagram.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    #[error("timed out")]
+    Timeout,
+}
+
+impl ClientError {
+    /// A short, stable label for counting errors by kind:
+    /// `connect`, `closed`, `protocol`, `timeout` or `server:<CODE>`.
+    pub fn kind(&self) -> String {
+        match self {
+            ClientError::Connect(_) => "connect".into(),
+            ClientError::Server { code, .. } => format!("server:{code}"),
+            ClientError::Closed(_) => "closed".into(),
+            ClientError::Protocol(_) => "protocol".into(),
+            ClientError::Timeout => "timeout".into(),
+        }
+    }
+}
+
+/// Counters of one client's traffic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    pub inputs_sent: u64,
+    /// Snapshots accepted (newer than every one before).
+    pub snapshots_received: u64,
+    /// Snapshots ignored because a newer tick had already arrived.
+    pub snapshots_stale: u64,
+    /// Snapshots dropped unread because the queue was full.
+    pub snapshots_overflowed: u64,
+    /// Datagrams that did not decode as a snapshot.
+    pub datagrams_malformed: u64,
+    /// Round-trip samples discarded because nobody collected them.
+    pub rtt_samples_dropped: u64,
+    /// Newest input sequence the node acknowledged.
+    pub last_ack_seq: u32,
+}
+
+/// One player's connection: the control stream plus datagrams.
+pub struct GameClient {
+    conn: quinn::Connection,
+    send: quinn::SendStream,
+    welcome: Welcome,
+    joined: Option<LobbyJoined>,
+    events: mpsc::Receiver<Result<ServerControl, ClientError>>,
+    /// Events read ahead while waiting for a specific answer (`join`).
+    early_events: VecDeque<ServerControl>,
+    events_ended: Option<ClientError>,
+    down: Arc<Downlink>,
+    window: InputWindow,
+    tasks: [JoinHandle<()>; 2],
+    /// Owned only by clients from [`GameClient::connect`], which made it.
+    _endpoint: Option<quinn::Endpoint>,
+}
+
+impl std::fmt::Debug for GameClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GameClient")
+            .field("remote", &self.conn.remote_address())
+            .field("welcome", &self.welcome)
+            .field("you", &self.joined.as_ref().map(|j| j.you))
+            .finish_non_exhaustive()
+    }
+}
+
+impl GameClient {
+    /// Connects with an endpoint of its own. Prefer [`GameClient::connect_with`]
+    /// and a shared endpoint when running many clients.
+    pub async fn connect(cfg: &ClientConfig) -> Result<GameClient, ClientError> {
+        let endpoint =
+            client_endpoint_for(&cfg.trust, cfg.server).map_err(|e| ClientError::Connect(format!("{e:#}")))?;
+        let mut client = GameClient::connect_with(&endpoint, cfg).await?;
+        client._endpoint = Some(endpoint);
+        Ok(client)
+    }
+
+    /// QUIC handshake, control stream, `Hello` and `Welcome`, within
+    /// [`HANDSHAKE_TIMEOUT`].
+    pub async fn connect_with(endpoint: &quinn::Endpoint, cfg: &ClientConfig) -> Result<GameClient, ClientError> {
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, GameClient::handshake(endpoint, cfg))
+            .await
+            .unwrap_or(Err(ClientError::Timeout))
+    }
+
+    async fn handshake(endpoint: &quinn::Endpoint, cfg: &ClientConfig) -> Result<GameClient, ClientError> {
+        let connecting =
+            endpoint.connect(cfg.server, &cfg.server_name).map_err(|e| ClientError::Connect(e.to_string()))?;
+        let conn = connecting.await.map_err(|e| ClientError::Connect(describe_close(&e)))?;
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| ClientError::Closed(describe_close(&e)))?;
+        let hello = ClientControl::Hello { version: protocol::PROTOCOL_VERSION, client: cfg.client_name.clone() };
+        write_frame(&mut send, &hello).await?;
+        let welcome = match read_frame(&mut recv).await? {
+            ServerControl::Welcome { version, node_id, tick_rate } => Welcome { version, node_id, tick_rate },
+            ServerControl::Error { code, message } => return Err(ClientError::Server { code, message }),
+            other => return Err(ClientError::Protocol(format!("expected Welcome, got {}", event_name(&other)))),
+        };
+
+        let (tx, events) = mpsc::channel(EVENT_QUEUE);
+        let down = Arc::new(Downlink::default());
+        let tasks = [tokio::spawn(read_control(recv, tx)), tokio::spawn(read_datagrams(conn.clone(), down.clone()))];
+        Ok(GameClient {
+            conn,
+            send,
+            welcome,
+            joined: None,
+            events,
+            early_events: VecDeque::new(),
+            events_ended: None,
+            down,
+            window: InputWindow::new(DEFAULT_INPUT_REDUNDANCY),
+            tasks,
+            _endpoint: None,
+        })
+    }
+
+    pub fn welcome(&self) -> &Welcome {
+        &self.welcome
+    }
+
+    /// The answer to the last successful [`GameClient::join`].
+    pub fn lobby(&self) -> Option<&LobbyJoined> {
+        self.joined.as_ref()
+    }
+
+    pub fn connection(&self) -> &quinn::Connection {
+        &self.conn
+    }
+
+    /// Sends `Join` and waits (up to [`JOIN_TIMEOUT`]) for `LobbyJoined`; an
+    /// `Error` from the node becomes [`ClientError::Server`]. Other events
+    /// arriving first are kept for [`GameClient::next_event`].
+    pub async fn join(&mut self, ticket: &str) -> Result<LobbyJoined, ClientError> {
+        self.send_control(&ClientControl::Join { ticket: ticket.to_owned() }).await?;
+        let wait = async {
+            loop {
+                match self.recv_event().await? {
+                    ServerControl::LobbyJoined(joined) => return Ok(joined),
+                    ServerControl::Error { code, message } => return Err(ClientError::Server { code, message }),
+                    other => self.early_events.push_back(other),
+                }
+            }
+        };
+        let joined = tokio::time::timeout(JOIN_TIMEOUT, wait).await.unwrap_or(Err(ClientError::Timeout))?;
+        self.joined = Some(joined.clone());
+        Ok(joined)
+    }
+
+    /// Sends the next input. The datagram repeats the previous inputs and
+    /// carries the newest snapshot tick seen; returns the input's sequence.
+    pub fn send_input(&mut self, buttons: Buttons, aim: u16) -> Result<u32, ClientError> {
+        let packet = {
+            let mut st = self.down.lock();
+            let tick = st.newest_tick.unwrap_or(0);
+            let packet = self.window.push(buttons, aim, tick, tick);
+            // Registered before sending so even an instant answer finds it.
+            st.rtt.on_send(packet.last_seq(), Instant::now());
+            st.stats.inputs_sent += 1;
+            packet
+        };
+        let seq = packet.last_seq();
+        let bytes = codec::encode(&ClientDatagram::Input(packet), MAX_INPUT_BYTES)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.send_raw_datagram(Bytes::from(bytes))?;
+        Ok(seq)
+    }
+
+    /// Sends arbitrary bytes as one datagram (for tests of hostile input).
+    pub fn send_raw_datagram(&self, bytes: Bytes) -> Result<(), ClientError> {
+        self.conn.send_datagram(bytes).map_err(|e| match e {
+            quinn::SendDatagramError::ConnectionLost(e) => ClientError::Closed(describe_close(&e)),
+            other => ClientError::Protocol(other.to_string()),
+        })
+    }
+
+    /// Writes arbitrary bytes on the control stream (for tests of hostile input).
+    pub async fn send_raw_frame(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.send.write_all(bytes).await.map_err(write_error)
+    }
+
+    pub async fn chat(&mut self, text: &str) -> Result<(), ClientError> {
+        self.send_control(&ClientControl::Chat { text: text.to_owned() }).await
+    }
+
+    pub async fn vote(&mut self, restart: bool) -> Result<(), ClientError> {
+        self.send_control(&ClientControl::Vote { restart }).await
+    }
+
+    /// Leaves the lobby for good. The connection stays open; see
+    /// [`GameClient::shutdown`] to end it without losing this message.
+    pub async fn leave(&mut self) -> Result<(), ClientError> {
+        self.send_control(&ClientControl::Leave).await
+    }
+
+    /// Sends any control message.
+    pub async fn send_control(&mut self, msg: &ClientControl) -> Result<(), ClientError> {
+        write_frame(&mut self.send, msg).await
+    }
+
+    /// The next control event, in order. Cancel-safe. After the stream or the
+    /// connection ends, returns that error on every call.
+    pub async fn next_event(&mut self) -> Result<ServerControl, ClientError> {
+        match self.early_events.pop_front() {
+            Some(event) => Ok(event),
+            None => self.recv_event().await,
+        }
+    }
+
+    /// Every control event already received, without waiting. An ended stream
+    /// shows up in [`GameClient::next_event`] and [`GameClient::closed_reason`].
+    pub fn events_pending(&mut self) -> Vec<ServerControl> {
+        let mut out: Vec<ServerControl> = self.early_events.drain(..).collect();
+        while self.events_ended.is_none() {
+            match self.events.try_recv() {
+                Ok(Ok(event)) => out.push(event),
+                Ok(Err(e)) => self.events_ended = Some(e),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => self.events_ended = Some(self.closed_error()),
+            }
+        }
+        out
+    }
+
+    async fn recv_event(&mut self) -> Result<ServerControl, ClientError> {
+        if let Some(e) = &self.events_ended {
+            return Err(e.clone());
+        }
+        let end = match self.events.recv().await {
+            Some(Ok(event)) => return Ok(event),
+            Some(Err(e)) => e,
+            None => self.closed_error(),
+        };
+        self.events_ended = Some(end.clone());
+        Err(end)
+    }
+
+    /// The newest snapshot received since the last call (or since the last
+    /// one [`GameClient::next_snapshot`] returned), discarding older ones.
+    pub fn latest_snapshot(&mut self) -> Option<Snapshot> {
+        let mut st = self.down.lock();
+        let newest = st.queue.pop_back();
+        st.queue.clear();
+        newest
+    }
+
+    /// The next snapshot in arrival order, waiting for one if none is queued.
+    /// Cancel-safe. Fails once the connection is closed and the queue is empty.
+    pub async fn next_snapshot(&mut self) -> Result<Snapshot, ClientError> {
+        loop {
+            {
+                let mut st = self.down.lock();
+                if let Some(snap) = st.queue.pop_front() {
+                    return Ok(snap);
+                }
+                if let Some(e) = &st.closed {
+                    return Err(e.clone());
+                }
+            }
+            // A notification sent between the check above and this await is
+            // kept as a permit, so no wakeup is lost.
+            self.down.notify.notified().await;
+        }
+    }
+
+    /// Round-trip times measured since the last call: for each input, from
+    /// sending it to the arrival of the first snapshot acknowledging it.
+    pub fn take_rtt_samples(&mut self) -> Vec<Duration> {
+        std::mem::take(&mut self.down.lock().rtt_samples)
+    }
+
+    /// Newest snapshot tick received (what inputs report as `ack_tick`).
+    pub fn newest_tick(&self) -> Option<u32> {
+        self.down.lock().newest_tick
+    }
+
+    pub fn stats(&self) -> ClientStats {
+        self.down.lock().stats
+    }
+
+    /// Why the connection or control stream ended, if it did.
+    pub fn closed_reason(&self) -> Option<ClientError> {
+        self.events_ended
+            .clone()
+            .or_else(|| self.down.lock().closed.clone())
+            .or_else(|| self.conn.close_reason().map(|e| ClientError::Closed(describe_close(&e))))
+    }
+
+    /// Closes the connection at once, without leaving the lobby (the node
+    /// sees a disconnect and holds the slot for its grace period).
+    pub fn close(&self) {
+        self.conn.close(0u32.into(), b"client closed");
+    }
+
+    /// Ends the connection cleanly: finishes the control stream, waits up to
+    /// `wait` for the node to acknowledge everything sent (a `Leave` written
+    /// just before would otherwise be lost), then closes.
+    pub async fn shutdown(mut self, wait: Duration) {
+        if self.send.finish().is_ok() {
+            let _ = tokio::time::timeout(wait, self.send.stopped()).await;
+        }
+        self.conn.close(0u32.into(), b"bye");
+    }
+
+    fn closed_error(&self) -> ClientError {
+        match self.conn.close_reason() {
+            Some(e) => ClientError::Closed(describe_close(&e)),
+            None => ClientError::Closed("control stream ended".into()),
+        }
+    }
+}
+
+impl Drop for GameClient {
+    fn drop(&mut self) {
+        // The reader tasks hold their own handles to the connection, which
+        // would otherwise keep it alive.
+        self.conn.close(0u32.into(), b"client dropped");
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// The datagram side shared between the reader task and the client.
+#[derive(Default)]
+struct Downlink {
+    state: Mutex<DownState>,
+    notify: Notify,
+}
+
+struct DownState {
+    queue: VecDeque<Snapshot>,
+    newest_tick: Option<u32>,
+    rtt: RttTracker,
+    rtt_samples: Vec<Duration>,
+    closed: Option<ClientError>,
+    stats: ClientStats,
+}
+
+impl Default for DownState {
+    fn default() -> DownState {
+        DownState {
+            queue: VecDeque::with_capacity(SNAPSHOT_QUEUE),
+            newest_tick: None,
+            rtt: RttTracker::new(RTT_PENDING),
+            rtt_samples: Vec::new(),
+            closed: None,
+            stats: ClientStats::default(),
+        }
+    }
+}
+
+impl Downlink {
+    fn lock(&self) -> MutexGuard<'_, DownState> {
+        // A panic while holding this lock leaves only counters half-updated.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn on_datagram(&self, bytes: &[u8], at: Instant) {
+        let decoded = codec::decode::<ServerDatagram>(bytes, MAX_SNAPSHOT_BYTES);
+        let mut st = self.lock();
+        let snap = match decoded {
+            Ok(ServerDatagram::Snapshot(snap)) => snap,
+            Err(_) => {
+                st.stats.datagrams_malformed += 1;
+                return;
+            }
+        };
+        if st.newest_tick.is_some_and(|newest| snap.tick <= newest) {
+            st.stats.snapshots_stale += 1;
+            return;
+        }
+        st.newest_tick = Some(snap.tick);
+        st.stats.snapshots_received += 1;
+        if snap.ack_seq > st.stats.last_ack_seq {
+            st.stats.last_ack_seq = snap.ack_seq;
+            let DownState { rtt, rtt_samples, stats, .. } = &mut *st;
+            rtt.on_ack(snap.ack_seq, at, |d| {
+                if rtt_samples.len() < RTT_SAMPLES {
+                    rtt_samples.push(d);
+                } else {
+                    stats.rtt_samples_dropped += 1;
+                }
+            });
+        }
+        if st.queue.len() == SNAPSHOT_QUEUE {
+            st.queue.pop_front();
+            st.stats.snapshots_overflowed += 1;
+        }
+        st.queue.push_back(snap);
+        drop(st);
+        self.notify.notify_one();
+    }
+
+    fn close(&self, reason: ClientError) {
+        self.lock().closed.get_or_insert(reason);
+        self.notify.notify_one();
+    }
+}
+
+async fn read_control(mut recv: quinn::RecvStream, tx: mpsc::Sender<Result<ServerControl, ClientError>>) {
+    loop {
+        let frame = read_frame(&mut recv).await;
+        let last = frame.is_err();
+        // A full queue makes this wait, which stops reading the stream and
+        // lets QUIC flow control push back on the node.
+        if tx.send(frame).await.is_err() || last {
+            return;
+        }
+    }
+}
+
+async fn read_datagrams(conn: quinn::Connection, down: Arc<Downlink>) {
+    loop {
+        match conn.read_datagram().await {
+            Ok(bytes) => down.on_datagram(&bytes, Instant::now()),
+            Err(e) => {
+                down.close(ClientError::Closed(describe_close(&e)));
+                return;
+            }
+        }
+    }
+}
+
+async fn write_frame(send: &mut quinn::SendStream, msg: &ClientControl) -> Result<(), ClientError> {
+    let frame = codec::encode_frame(msg, MAX_CLIENT_FRAME).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    send.write_all(&frame).await.map_err(write_error)
+}
+
+async fn read_frame(recv: &mut quinn::RecvStream) -> Result<ServerControl, ClientError> {
+    let mut header = [0u8; codec::FRAME_HEADER];
+    recv.read_exact(&mut header).await.map_err(read_error)?;
+    let len = codec::frame_len(header, MAX_SERVER_FRAME).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    let mut body = vec![0u8; len];
+    recv.read_exact(&mut body).await.map_err(read_error)?;
+    codec::decode(&body, MAX_SERVER_FRAME).map_err(|e| ClientError::Protocol(e.to_string()))
+}
+
+fn read_error(e: quinn::ReadExactError) -> ClientError {
+    match e {
+        quinn::ReadExactError::FinishedEarly(_) => ClientError::Closed("the node finished the control stream".into()),
+        quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(e)) => {
+            ClientError::Closed(describe_close(&e))
+        }
+        quinn::ReadExactError::ReadError(e) => ClientError::Closed(e.to_string()),
+    }
+}
+
+fn write_error(e: quinn::WriteError) -> ClientError {
+    match e {
+        quinn::WriteError::ConnectionLost(e) => ClientError::Closed(describe_close(&e)),
+        other => ClientError::Closed(other.to_string()),
+    }
+}
+
+/// A readable close reason; the node's application close carries its code
+/// and text, which is what a tester wants to see.
+fn describe_close(e: &quinn::ConnectionError) -> String {
+    match e {
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            format!("closed by the node (code {}): {}", close.error_code, String::from_utf8_lossy(&close.reason))
+        }
+        quinn::ConnectionError::LocallyClosed => "closed locally".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The variant name of an event, for messages that should not dump a whole roster.
+pub fn event_name(event: &ServerControl) -> &'static str {
+    match event {
+        ServerControl::Welcome { .. } => "Welcome",
+        ServerControl::Error { .. } => "Error",
+        ServerControl::LobbyJoined(_) => "LobbyJoined",
+        ServerControl::Roster { .. } => "Roster",
+        ServerControl::Kill { .. } => "Kill",
+        ServerControl::MatchStarted { .. } => "MatchStarted",
+        ServerControl::MatchEnded(_) => "MatchEnded",
+        ServerControl::VoteState(_) => "VoteState",
+        ServerControl::LobbyClosed { .. } => "LobbyClosed",
+        ServerControl::Chat { .. } => "Chat",
+        ServerControl::Kicked { .. } => "Kicked",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::datagram::PlayerSnap;
+
+    fn snapshot_bytes(tick: u32, ack_seq: u32) -> Vec<u8> {
+        let snap = Snapshot { tick, ack_seq, players: vec![PlayerSnap::default()] };
+        codec::encode(&ServerDatagram::Snapshot(snap), MAX_SNAPSHOT_BYTES).unwrap()
+    }
+
+    #[test]
+    fn downlink_keeps_newest_ticks_and_measures_round_trips_on_arrival() {
+        let down = Downlink::default();
+        let t0 = Instant::now();
+        down.lock().rtt.on_send(1, t0);
+        down.lock().rtt.on_send(2, t0 + Duration::from_millis(50));
+
+        down.on_datagram(&snapshot_bytes(10, 1), t0 + Duration::from_millis(30));
+        down.on_datagram(&snapshot_bytes(9, 2), t0 + Duration::from_millis(60));
+        down.on_datagram(&[0xff, 0xff, 0xff], t0);
+        down.on_datagram(&snapshot_bytes(11, 2), t0 + Duration::from_millis(90));
+
+        let st = down.lock();
+        assert_eq!(st.newest_tick, Some(11));
+        assert_eq!(st.queue.iter().map(|s| s.tick).collect::<Vec<_>>(), vec![10, 11]);
+        // The stale tick 9 acknowledged seq 2 but is ignored; tick 11 answers it.
+        assert_eq!(st.rtt_samples, vec![Duration::from_millis(30), Duration::from_millis(40)]);
+        assert_eq!((st.stats.snapshots_received, st.stats.snapshots_stale, st.stats.datagrams_malformed), (2, 1, 1));
+        assert_eq!(st.stats.last_ack_seq, 2);
+    }
+
+    #[test]
+    fn downlink_queue_is_bounded_and_drops_the_oldest() {
+        let down = Downlink::default();
+        let now = Instant::now();
+        for tick in 1..=(SNAPSHOT_QUEUE as u32 + 10) {
+            down.on_datagram(&snapshot_bytes(tick, 0), now);
+        }
+        let st = down.lock();
+        assert_eq!(st.queue.len(), SNAPSHOT_QUEUE);
+        assert_eq!(st.queue.front().unwrap().tick, 11);
+        assert_eq!(st.stats.snapshots_overflowed, 10);
+    }
+
+    #[test]
+    fn error_kinds_are_stable_labels() {
+        let e = ClientError::Server { code: ErrorCode::TicketReused, message: String::new() };
+        assert_eq!(e.kind(), "server:TICKET_REUSED");
+        assert_eq!(ClientError::Timeout.kind(), "timeout");
+        assert_eq!(ClientError::Closed(String::new()).kind(), "closed");
+    }
+}

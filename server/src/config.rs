@@ -1,0 +1,218 @@
+//! The one typed configuration: CLI flags with environment-variable
+//! fallbacks. Defaults are the embedded mode's; every production knob is
+//! listed in the README.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use protocol::defaults;
+use protocol::ticket::TicketKey;
+
+#[derive(Debug, Parser)]
+#[command(name = "trespasser", version, about = "Trespasser game backend")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run everything in one process on the embedded default (what
+    /// `trespasser` with no arguments does): a game node with a generated
+    /// development certificate and ticket key under --data-dir.
+    Serve(NodeArgs),
+    /// The production game-node role: certificate, key and ticket key must
+    /// be given.
+    Game(NodeArgs),
+    /// Mint a development join ticket with the node's ticket key (prints the JWT).
+    Ticket(TicketArgs),
+}
+
+fn duration(s: &str) -> Result<Duration, humantime::DurationError> {
+    humantime::parse_duration(s)
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NodeArgs {
+    /// This node's id; join tickets must name it as their audience.
+    #[arg(long, env = "TRESPASSER_NODE_ID", default_value = defaults::DEFAULT_NODE_ID)]
+    pub node_id: String,
+    /// UDP address of the QUIC endpoint.
+    #[arg(long, env = "TRESPASSER_QUIC_ADDR", default_value = defaults::DEFAULT_QUIC_ADDR)]
+    pub quic_addr: SocketAddr,
+    /// TCP address of the HTTP listener (/health, /metrics, /lobbies).
+    #[arg(long, env = "TRESPASSER_HTTP_ADDR", default_value = defaults::DEFAULT_HTTP_ADDR)]
+    pub http_addr: SocketAddr,
+    /// Where the node writes its files (development certificate and ticket key).
+    #[arg(long, env = "TRESPASSER_DATA_DIR", default_value = defaults::DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// PEM certificate chain; without it (serve only) a self-signed one is generated.
+    #[arg(long, env = "TRESPASSER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "TRESPASSER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Ticket signing key, hex (at least 32 bytes). Without it (serve only) one
+    /// is generated into <data-dir>/ticket-key.
+    #[arg(long, env = "TRESPASSER_TICKET_KEY", hide_env_values = true)]
+    pub ticket_key: Option<String>,
+    /// Key id (`kid`) of --ticket-key.
+    #[arg(long, env = "TRESPASSER_TICKET_KEY_ID", default_value = "k1")]
+    pub ticket_key_id: String,
+    /// A previous ticket key still accepted during rotation, as `kid:hex`.
+    #[arg(long, env = "TRESPASSER_TICKET_KEY_PREVIOUS", hide_env_values = true)]
+    pub ticket_key_previous: Option<String>,
+    /// Simulation ticks (and snapshots) per second.
+    #[arg(long, env = "TRESPASSER_TICK_RATE", default_value_t = 20,
+          value_parser = clap::value_parser!(u16).range(20..=60))]
+    pub tick_rate: u16,
+    /// Players per lobby (an emergency lever).
+    #[arg(long, env = "TRESPASSER_PLAYERS_PER_LOBBY", default_value_t = 8,
+          value_parser = clap::value_parser!(u8).range(2..=32))]
+    pub players_per_lobby: u8,
+    /// Most lobbies this node runs at once (an emergency lever).
+    #[arg(long, env = "TRESPASSER_MAX_LOBBIES", default_value_t = 1000)]
+    pub max_lobbies: usize,
+    /// Kills that win a match.
+    #[arg(long, env = "TRESPASSER_KILL_TARGET", default_value_t = 50,
+          value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub kill_target: u16,
+    /// Game modes this node serves, comma-separated.
+    #[arg(long, env = "TRESPASSER_MODES", default_value = defaults::DEFAULT_MODE, value_delimiter = ',')]
+    pub modes: Vec<String>,
+    /// Arena file (TOML, see maps/README.md); the built-in arena by default.
+    #[arg(long, env = "TRESPASSER_MAP")]
+    pub map: Option<PathBuf>,
+    /// How long a disconnected player's slot and score are kept.
+    #[arg(long, env = "TRESPASSER_RECONNECT_GRACE", default_value = "15s", value_parser = duration)]
+    pub reconnect_grace: Duration,
+    /// How long the restart vote stays open after a match.
+    #[arg(long, env = "TRESPASSER_VOTE_DURATION", default_value = "15s", value_parser = duration)]
+    pub vote_duration: Duration,
+    /// Furthest back lag compensation rewinds targets.
+    #[arg(long, env = "TRESPASSER_MAX_REWIND", default_value = "200ms", value_parser = duration)]
+    pub max_rewind: Duration,
+    /// Lobby chat on or off.
+    #[arg(long, env = "TRESPASSER_CHAT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub chat: bool,
+    /// Longest chat message in characters.
+    #[arg(long, env = "TRESPASSER_CHAT_MAX_CHARS", default_value_t = 200,
+          value_parser = clap::value_parser!(u16).range(1..=200))]
+    pub chat_max_chars: u16,
+    /// Chat messages a player may send in a burst.
+    #[arg(long, env = "TRESPASSER_CHAT_BURST", default_value_t = 5)]
+    pub chat_burst: u32,
+    /// Time to earn one more chat message after the burst.
+    #[arg(long, env = "TRESPASSER_CHAT_INTERVAL", default_value = "2s", value_parser = duration)]
+    pub chat_interval: Duration,
+    /// Most simultaneous connections (handshakes included).
+    #[arg(long, env = "TRESPASSER_MAX_CONNECTIONS", default_value_t = 20_000)]
+    pub max_connections: usize,
+    /// New connections per second allowed from one IP address.
+    #[arg(long, env = "TRESPASSER_CONN_RATE_PER_IP", default_value_t = 50.0)]
+    pub conn_rate_per_ip: f64,
+    /// Burst of new connections allowed from one IP address.
+    #[arg(long, env = "TRESPASSER_CONN_BURST_PER_IP", default_value_t = 500.0)]
+    pub conn_burst_per_ip: f64,
+    /// Time for the QUIC handshake and for the client's Hello.
+    #[arg(long, env = "TRESPASSER_HANDSHAKE_TIMEOUT", default_value = "5s", value_parser = duration)]
+    pub handshake_timeout: Duration,
+    /// Time a connection may stay open outside a lobby.
+    #[arg(long, env = "TRESPASSER_JOIN_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub join_timeout: Duration,
+    /// A connection with no packets for this long is closed.
+    #[arg(long, env = "TRESPASSER_IDLE_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub idle_timeout: Duration,
+    /// Datagrams per second accepted from one connection (excess is dropped).
+    #[arg(long, env = "TRESPASSER_DATAGRAM_RATE", default_value_t = 120.0)]
+    pub datagram_rate: f64,
+    /// Datagram burst accepted from one connection.
+    #[arg(long, env = "TRESPASSER_DATAGRAM_BURST", default_value_t = 60.0)]
+    pub datagram_burst: f64,
+    /// UDP socket send and receive buffer size in bytes.
+    #[arg(long, env = "TRESPASSER_UDP_BUFFER", default_value_t = 4 << 20)]
+    pub udp_buffer: usize,
+    /// Log format: text or json. Levels come from RUST_LOG (default info).
+    #[arg(long, env = "TRESPASSER_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TicketArgs {
+    /// Data dir of the node whose generated ticket key signs the ticket.
+    #[arg(long, env = "TRESPASSER_DATA_DIR", default_value = defaults::DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Sign with this hex key instead of the data dir's.
+    #[arg(long, env = "TRESPASSER_TICKET_KEY", hide_env_values = true)]
+    pub ticket_key: Option<String>,
+    /// Key id of --ticket-key.
+    #[arg(long, env = "TRESPASSER_TICKET_KEY_ID", default_value = "k1")]
+    pub ticket_key_id: String,
+    /// Node id the ticket is for.
+    #[arg(long, env = "TRESPASSER_NODE_ID", default_value = defaults::DEFAULT_NODE_ID)]
+    pub node_id: String,
+    /// Display name.
+    #[arg(long, default_value = "player")]
+    pub name: String,
+    /// Account id (random by default).
+    #[arg(long)]
+    pub account: Option<uuid::Uuid>,
+    /// Game mode to matchmake into.
+    #[arg(long, default_value = defaults::DEFAULT_MODE, conflicts_with = "lobby")]
+    pub mode: String,
+    /// Join this lobby instead of matchmaking.
+    #[arg(long)]
+    pub lobby: Option<u64>,
+    /// Ticket lifetime (at most 60s).
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    pub ttl: Duration,
+    /// Equipped badge.
+    #[arg(long)]
+    pub badge: Option<String>,
+    /// Equipped name color.
+    #[arg(long)]
+    pub name_color: Option<String>,
+}
+
+/// Parses `kid:hex` or a bare hex key with the given id.
+pub fn parse_ticket_key(kid: &str, hex: &str) -> anyhow::Result<TicketKey> {
+    let secret = defaults::from_hex(hex).context("the ticket key must be hex")?;
+    TicketKey::new(kid, secret).context("invalid ticket key")
+}
+
+/// The development ticket key in `data_dir`, created on first use.
+pub fn dev_ticket_key(data_dir: &std::path::Path, create: bool) -> anyhow::Result<TicketKey> {
+    let path = data_dir.join(defaults::TICKET_KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => parse_ticket_key(defaults::DEV_KEY_ID, &text).with_context(|| format!("in {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+            let secret: [u8; 32] = rand::random();
+            write_private(&path, defaults::to_hex(&secret).as_bytes())?;
+            Ok(TicketKey::new(defaults::DEV_KEY_ID, secret.to_vec())?)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading the ticket key {}", path.display())),
+    }
+}
+
+/// Writes a file readable only by its owner.
+pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut f = opts.open(path).with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(bytes)?;
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! The task that runs one lobby: a fixed-rate tick loop plus the messages
+//! its players' sessions send. It owns the [`LobbyCore`] and carries out the
+//! core's outbox (control messages, snapshots, registry updates).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use protocol::control::{ErrorCode, ServerControl};
+use protocol::datagram::InputPacket;
+use protocol::{AccountId, PlayerId};
+use tokio::sync::{mpsc, oneshot};
+
+use super::core::{Joined, Joiner, LobbyCore, Out, SessionId};
+use super::manager::LobbyManager;
+
+/// How long a lobby may sit with no players before it closes (a lobby is
+/// created for a joiner who might vanish before arriving).
+const EMPTY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the lobby sends to a session.
+#[derive(Debug)]
+pub enum ToSession {
+    Control(ServerControl),
+    /// The session no longer belongs to the lobby (after `LobbyClosed` or `Kicked`).
+    Detached,
+}
+
+/// A lobby's handle to one player's connection.
+#[derive(Clone, Debug)]
+pub struct SessionLink {
+    pub session: SessionId,
+    pub conn: quinn::Connection,
+    pub events: mpsc::Sender<ToSession>,
+}
+
+pub type JoinReply = oneshot::Sender<Result<Joined, (ErrorCode, String)>>;
+
+#[derive(Debug)]
+pub enum LobbyMsg {
+    Join { joiner: Joiner, link: SessionLink, reply: JoinReply },
+    Input { player: PlayerId, session: SessionId, packet: InputPacket },
+    Chat { player: PlayerId, session: SessionId, text: String },
+    Vote { player: PlayerId, session: SessionId, restart: bool },
+    Leave { player: PlayerId, session: SessionId },
+    Disconnect { player: PlayerId, session: SessionId },
+    Kick { account: AccountId, reason: String },
+    Close { reason: String },
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+pub(super) async fn run(
+    mut core: LobbyCore<SessionLink>,
+    mut rx: mpsc::Receiver<LobbyMsg>,
+    manager: Arc<LobbyManager>,
+    period: Duration,
+) {
+    let metrics = manager.metrics().clone();
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut info = core.info();
+    let mut empty_since: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            biased;
+            _ = interval.tick() => {
+                let started = Instant::now();
+                core.tick(now_ms());
+                core.snapshots(|link, bytes| {
+                    if bytes.len() > link.conn.max_datagram_size().unwrap_or(0) {
+                        metrics.snapshots_unsent.inc();
+                        return;
+                    }
+                    match link.conn.send_datagram(Bytes::copy_from_slice(bytes)) {
+                        Ok(()) => {
+                            metrics.datagrams_out.inc();
+                            metrics.bytes_out.inc_by(bytes.len() as u64);
+                        }
+                        Err(_) => {
+                            metrics.snapshots_unsent.inc();
+                        }
+                    }
+                });
+                let c = core.take_counters();
+                let i = &metrics.inputs;
+                i.applied.inc_by(c.inputs_applied);
+                i.repeated.inc_by(c.inputs_repeated);
+                i.late.inc_by(c.inputs_late);
+                i.duplicate.inc_by(c.inputs_duplicate);
+                i.ahead.inc_by(c.inputs_ahead);
+                i.dropped.inc_by(c.inputs_dropped);
+                metrics.snapshots_unsent.inc_by(c.snapshots_oversize);
+                flush(&mut core, &manager);
+                metrics.ticks.inc();
+                metrics.tick_duration.observe(started.elapsed().as_secs_f64());
+            }
+            msg = rx.recv() => {
+                let Some(msg) = msg else { break };
+                // A join may have been routed here optimistically; publish
+                // the true count even when the join failed.
+                if matches!(msg, LobbyMsg::Join { .. }) {
+                    info.players = u8::MAX;
+                }
+                handle(&mut core, msg, &manager);
+                flush(&mut core, &manager);
+            }
+        }
+        if core.is_empty() && !core.is_closed() {
+            let since = *empty_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= EMPTY_TIMEOUT {
+                core.close("the lobby was empty");
+            }
+        } else {
+            empty_since = None;
+        }
+        if core.is_closed() {
+            break;
+        }
+        let now = core.info();
+        if now != info {
+            manager.update_info(&now);
+            info = now;
+        }
+    }
+    manager.remove_lobby(core.id());
+    // Messages that raced the close: joiners are told to retry elsewhere.
+    rx.close();
+    while let Ok(msg) = rx.try_recv() {
+        if let LobbyMsg::Join { reply, .. } = msg {
+            let _ = reply.send(Err((ErrorCode::LobbyNotFound, "the lobby closed".into())));
+        }
+    }
+    tracing::debug!(lobby = core.id(), "lobby closed");
+}
+
+fn handle(core: &mut LobbyCore<SessionLink>, msg: LobbyMsg, manager: &LobbyManager) {
+    let now = now_ms();
+    match msg {
+        LobbyMsg::Join { joiner, link, reply } => {
+            let session = link.session;
+            let result = core.join(joiner, session, link);
+            let _ = reply.send(result);
+        }
+        LobbyMsg::Input { player, session, packet } => {
+            core.input(player, session, &packet);
+        }
+        LobbyMsg::Chat { player, session, text } => {
+            manager.metrics().chat_messages.inc();
+            core.chat(player, session, &text);
+        }
+        LobbyMsg::Vote { player, session, restart } => core.vote(player, session, restart, now),
+        LobbyMsg::Leave { player, session } => core.leave(player, session, now),
+        LobbyMsg::Disconnect { player, session } => core.disconnect(player, session, now),
+        LobbyMsg::Kick { account, reason } => {
+            core.kick(account, &reason, now);
+        }
+        LobbyMsg::Close { reason } => core.close(&reason),
+    }
+}
+
+fn flush(core: &mut LobbyCore<SessionLink>, manager: &LobbyManager) {
+    let lobby = core.id();
+    for out in core.outbox() {
+        match out {
+            Out::Send(link, msg) => {
+                if link.events.try_send(ToSession::Control(msg)).is_err() {
+                    // The client does not read its control stream; it cannot
+                    // keep up with the game, so it is disconnected.
+                    link.conn.close(quinn::VarInt::from_u32(2), b"control stream backlog");
+                }
+            }
+            Out::Detach(link) => {
+                if link.events.try_send(ToSession::Detached).is_err() {
+                    link.conn.close(quinn::VarInt::from_u32(2), b"control stream backlog");
+                }
+            }
+            Out::AccountJoined(account) => manager.account_joined(account, lobby),
+            Out::AccountLeft(account) => manager.account_left(account, lobby),
+            Out::MatchStarted => {
+                manager.metrics().matches_started.inc();
+            }
+            Out::MatchFinished(result) => {
+                manager.metrics().matches_completed.inc();
+                manager.submit_result(*result);
+            }
+        }
+    }
+}

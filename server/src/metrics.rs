@@ -1,0 +1,164 @@
+//! Node metrics in Prometheus text format.
+//!
+//! Labelled counters are resolved once at start-up and kept as plain
+//! handles, so the hot path only does atomic adds.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Outcome {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Code {
+    code: &'static str,
+}
+
+/// Why an incoming datagram was dropped.
+#[derive(Clone, Debug)]
+pub struct DatagramDrops {
+    pub rate: Counter,
+    pub size: Counter,
+    pub malformed: Counter,
+    pub not_joined: Counter,
+    pub queue_full: Counter,
+}
+
+#[derive(Clone, Debug)]
+pub struct InputCounters {
+    pub applied: Counter,
+    pub repeated: Counter,
+    pub late: Counter,
+    pub duplicate: Counter,
+    pub ahead: Counter,
+    pub dropped: Counter,
+}
+
+#[derive(Clone, Debug)]
+pub struct ConnRefusals {
+    pub max_connections: Counter,
+    pub ip_rate: Counter,
+    pub draining: Counter,
+    pub handshake_failed: Counter,
+    pub handshake_timeout: Counter,
+}
+
+/// Every metric of a node. Cheap to clone (handles are shared).
+#[derive(Clone, Debug)]
+pub struct NodeMetrics {
+    pub lobbies: Gauge,
+    pub players: Gauge,
+    pub connections: Gauge,
+    pub ticks: Counter,
+    pub tick_duration: Histogram,
+    pub datagrams_in: Counter,
+    pub datagrams_out: Counter,
+    pub bytes_in: Counter,
+    pub bytes_out: Counter,
+    pub datagrams_dropped: DatagramDrops,
+    pub snapshots_unsent: Counter,
+    pub inputs: InputCounters,
+    pub matches_started: Counter,
+    pub matches_completed: Counter,
+    pub connections_accepted: Counter,
+    pub connections_refused: ConnRefusals,
+    join_refusals: Family<Code, Counter>,
+    pub chat_messages: Counter,
+    pub control_frames_in: Counter,
+}
+
+impl NodeMetrics {
+    pub fn join_refused(&self, code: protocol::control::ErrorCode) {
+        self.join_refusals.get_or_create(&Code { code: code.as_str() }).inc();
+    }
+}
+
+/// Builds the metrics and the registry that renders them.
+pub fn new_metrics() -> (NodeMetrics, Registry) {
+    let mut r = Registry::with_prefix("trespasser");
+    let drops = Family::<Reason, Counter>::default();
+    let inputs = Family::<Outcome, Counter>::default();
+    let refused = Family::<Reason, Counter>::default();
+    let d = |reason| drops.get_or_create(&Reason { reason }).clone();
+    let i = |outcome| inputs.get_or_create(&Outcome { outcome }).clone();
+    let c = |reason| refused.get_or_create(&Reason { reason }).clone();
+    let m = NodeMetrics {
+        lobbies: Gauge::default(),
+        players: Gauge::default(),
+        connections: Gauge::default(),
+        ticks: Counter::default(),
+        // 50 us .. ~100 ms
+        tick_duration: Histogram::new(exponential_buckets(0.00005, 2.0, 12)),
+        datagrams_in: Counter::default(),
+        datagrams_out: Counter::default(),
+        bytes_in: Counter::default(),
+        bytes_out: Counter::default(),
+        datagrams_dropped: DatagramDrops {
+            rate: d("rate"),
+            size: d("size"),
+            malformed: d("malformed"),
+            not_joined: d("not_joined"),
+            queue_full: d("queue_full"),
+        },
+        snapshots_unsent: Counter::default(),
+        inputs: InputCounters {
+            applied: i("applied"),
+            repeated: i("repeated"),
+            late: i("late"),
+            duplicate: i("duplicate"),
+            ahead: i("ahead"),
+            dropped: i("dropped"),
+        },
+        matches_started: Counter::default(),
+        matches_completed: Counter::default(),
+        connections_accepted: Counter::default(),
+        connections_refused: ConnRefusals {
+            max_connections: c("max_connections"),
+            ip_rate: c("ip_rate"),
+            draining: c("draining"),
+            handshake_failed: c("handshake_failed"),
+            handshake_timeout: c("handshake_timeout"),
+        },
+        join_refusals: Family::default(),
+        chat_messages: Counter::default(),
+        control_frames_in: Counter::default(),
+    };
+    r.register("lobbies", "Lobbies open on this node", m.lobbies.clone());
+    r.register("players", "Players holding a lobby slot (connected or in grace)", m.players.clone());
+    r.register("connections", "Open QUIC connections", m.connections.clone());
+    r.register("ticks", "Lobby simulation ticks run", m.ticks.clone());
+    r.register("tick_duration_seconds", "Time to run one lobby tick including snapshot send", m.tick_duration.clone());
+    r.register("datagrams_in", "Datagrams received from clients", m.datagrams_in.clone());
+    r.register("datagrams_out", "Datagrams sent to clients", m.datagrams_out.clone());
+    r.register("datagram_bytes_in", "Datagram payload bytes received", m.bytes_in.clone());
+    r.register("datagram_bytes_out", "Datagram payload bytes sent", m.bytes_out.clone());
+    r.register("datagrams_dropped", "Incoming datagrams dropped, by reason", drops);
+    r.register("snapshots_unsent", "Snapshots not sent (too large for the path or connection gone)", m.snapshots_unsent.clone());
+    r.register("inputs", "Input frames by outcome (applied, repeated, late, duplicate, ahead, dropped)", inputs);
+    r.register("matches_started", "Matches started", m.matches_started.clone());
+    r.register("matches_completed", "Matches that reached the kill target", m.matches_completed.clone());
+    r.register("connections_accepted", "QUIC connections accepted", m.connections_accepted.clone());
+    r.register("connections_refused", "Connection attempts refused, by reason", refused);
+    r.register("join_refusals", "Join requests refused, by error code", m.join_refusals.clone());
+    r.register("chat_messages", "Chat messages received", m.chat_messages.clone());
+    r.register("control_frames_in", "Control frames received", m.control_frames_in.clone());
+    (m, r)
+}
+
+/// Renders the registry in Prometheus text format.
+pub fn render(registry: &Registry) -> String {
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, registry).expect("writing to a String cannot fail");
+    out
+}

@@ -1,0 +1,119 @@
+//! The QUIC endpoint: TLS and transport configuration, the UDP socket, and
+//! the accept loop with its admission limits (connection cap, per-IP rate,
+//! handshake timeout).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::metrics::NodeMetrics;
+use crate::ratelimit::IpRateLimiter;
+use crate::session::{self, SessionCtx};
+use crate::tls::Identity;
+
+/// Most source addresses the per-IP limiter tracks.
+const MAX_TRACKED_IPS: usize = 100_000;
+
+#[derive(Debug, Clone)]
+pub struct TransportLimits {
+    pub max_connections: usize,
+    /// New connections per second per source IP, and the burst allowed.
+    pub conn_rate_per_ip: f64,
+    pub conn_burst_per_ip: f64,
+    pub handshake_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub udp_buffer_bytes: usize,
+}
+
+pub fn server_config(identity: Identity, limits: &TransportLimits) -> anyhow::Result<quinn::ServerConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .context("TLS 1.3 configuration")?
+        .with_no_client_auth()
+        .with_single_cert(identity.chain, identity.key)
+        .context("the certificate and key do not form a valid identity")?;
+    tls.alpn_protocols = vec![protocol::ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).context("QUIC TLS configuration")?;
+    let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .max_idle_timeout(Some(limits.idle_timeout.try_into().context("idle timeout too large")?))
+        // One control stream per connection, opened by the client.
+        .max_concurrent_bidi_streams(1u8.into())
+        .max_concurrent_uni_streams(0u8.into())
+        .datagram_receive_buffer_size(Some(16 * 1024))
+        .datagram_send_buffer_size(16 * 1024);
+    cfg.transport_config(Arc::new(transport));
+    Ok(cfg)
+}
+
+/// Binds the UDP socket with enlarged buffers (the default receive buffer
+/// drops inputs from a few hundred players up) and creates the endpoint.
+pub fn bind(addr: SocketAddr, config: quinn::ServerConfig, buffer: usize) -> anyhow::Result<quinn::Endpoint> {
+    let domain = if addr.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
+    let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    if let Err(e) = socket.set_recv_buffer_size(buffer) {
+        tracing::warn!(error = %e, "could not enlarge the UDP receive buffer");
+    }
+    if let Err(e) = socket.set_send_buffer_size(buffer) {
+        tracing::warn!(error = %e, "could not enlarge the UDP send buffer");
+    }
+    socket.bind(&addr.into()).with_context(|| format!("binding UDP {addr}"))?;
+    let runtime = quinn::default_runtime().context("no async runtime")?;
+    quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(config), socket.into(), runtime)
+        .with_context(|| format!("starting the QUIC endpoint on {addr}"))
+}
+
+/// Accepts connections until the endpoint closes.
+pub async fn accept_loop(endpoint: quinn::Endpoint, limits: TransportLimits, ctx: Arc<SessionCtx>) {
+    let metrics: NodeMetrics = ctx.metrics.clone();
+    let live = Arc::new(AtomicUsize::new(0));
+    let mut per_ip = IpRateLimiter::new(limits.conn_rate_per_ip, limits.conn_burst_per_ip, MAX_TRACKED_IPS);
+    while let Some(incoming) = endpoint.accept().await {
+        let refused = &metrics.connections_refused;
+        if ctx.manager.is_draining() {
+            refused.draining.inc();
+            incoming.refuse();
+            continue;
+        }
+        if live.load(Ordering::Relaxed) >= limits.max_connections {
+            refused.max_connections.inc();
+            incoming.refuse();
+            continue;
+        }
+        if !per_ip.allow(incoming.remote_address().ip(), Instant::now()) {
+            // Silently ignored: answering a flood would amplify it.
+            refused.ip_rate.inc();
+            incoming.ignore();
+            continue;
+        }
+        let connecting = match incoming.accept() {
+            Ok(c) => c,
+            Err(_) => {
+                refused.handshake_failed.inc();
+                continue;
+            }
+        };
+        live.fetch_add(1, Ordering::Relaxed);
+        let (ctx, live, metrics, timeout) = (ctx.clone(), live.clone(), metrics.clone(), limits.handshake_timeout);
+        tokio::spawn(async move {
+            match tokio::time::timeout(timeout, connecting).await {
+                Ok(Ok(conn)) => {
+                    metrics.connections_accepted.inc();
+                    session::run(conn, ctx).await;
+                }
+                Ok(Err(_)) => {
+                    metrics.connections_refused.handshake_failed.inc();
+                }
+                Err(_) => {
+                    metrics.connections_refused.handshake_timeout.inc();
+                }
+            }
+            live.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
