@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use protocol::PlayerId;
-use protocol::control::ServerControl;
+use protocol::control::{ErrorCode, ServerControl};
 use protocol::datagram::{Buttons, PlayerSnap, Snapshot, angle_to_wire, flags};
 use protocol::ticket::JoinTarget;
 use rand::rngs::SmallRng;
@@ -282,6 +282,7 @@ async fn play(client: &mut GameClient, cfg: &BotConfig, env: &BotEnv, seed: u64,
     let mut rtt = micros_histogram();
     let mut last_flush = started;
     let mut snap: Option<Snapshot> = None;
+    let mut vote_in_flight = false;
     env.stats.playing(1);
 
     let end = loop {
@@ -289,7 +290,7 @@ async fn play(client: &mut GameClient, cfg: &BotConfig, env: &BotEnv, seed: u64,
             _ = sleep_until(cfg.stop_at.into()) => break SessionEnd::Stopped,
             event = client.next_event() => match event {
                 Ok(event) => {
-                    if let Some(end) = on_event(client, cfg, env, event).await {
+                    if let Some(end) = on_event(client, cfg, env, &mut vote_in_flight, event).await {
                         break end;
                     }
                 }
@@ -335,27 +336,44 @@ fn flush(
     now
 }
 
-async fn on_event(client: &mut GameClient, cfg: &BotConfig, env: &BotEnv, event: ServerControl) -> Option<SessionEnd> {
+async fn on_event(
+    client: &mut GameClient,
+    cfg: &BotConfig,
+    env: &BotEnv,
+    vote_in_flight: &mut bool,
+    event: ServerControl,
+) -> Option<SessionEnd> {
     match event {
         ServerControl::MatchEnded(ended) => {
             env.stats.match_ended(ended.match_id);
-            if let Some(restart) = cfg.vote
-                && let Err(e) = client.vote(restart).await
-            {
-                return Some(SessionEnd::Lost(e));
+            if let Some(restart) = cfg.vote {
+                if let Err(e) = client.vote(restart).await {
+                    return Some(SessionEnd::Lost(e));
+                }
+                *vote_in_flight = true;
             }
             None
         }
-        ServerControl::LobbyClosed { reason } => {
-            tracing::debug!(bot = %cfg.name, %reason, "lobby closed");
-            Some(SessionEnd::LobbyClosed)
+        ServerControl::MatchStarted { .. } | ServerControl::LobbyClosed { .. } => {
+            *vote_in_flight = false;
+            if let ServerControl::LobbyClosed { reason } = event {
+                tracing::debug!(bot = %cfg.name, %reason, "lobby closed");
+                return Some(SessionEnd::LobbyClosed);
+            }
+            None
+        }
+        // The node settles a vote as soon as the outcome is certain, so a
+        // vote sent at match end can arrive after it closed: not a fault.
+        ServerControl::Error { code: ErrorCode::NoVoteOpen, .. } if *vote_in_flight => {
+            *vote_in_flight = false;
+            None
         }
         ServerControl::Kicked { reason } => {
-            tracing::warn!(bot = %cfg.name, %reason, "kicked");
+            tracing::debug!(bot = %cfg.name, %reason, "kicked");
             Some(SessionEnd::Kicked)
         }
         ServerControl::Error { code, message } => {
-            tracing::warn!(bot = %cfg.name, %code, %message, "node error while playing");
+            tracing::debug!(bot = %cfg.name, %code, %message, "node error while playing");
             env.stats.error(&format!("server:{code}"));
             None
         }

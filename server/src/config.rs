@@ -95,6 +95,18 @@ pub struct NodeArgs {
     /// Furthest back lag compensation rewinds targets.
     #[arg(long, env = "TRESPASSER_MAX_REWIND", default_value = "200ms", value_parser = duration)]
     pub max_rewind: Duration,
+    /// Health removed by one hit (players have 100).
+    #[arg(long, env = "TRESPASSER_DAMAGE", default_value_t = 25, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub damage: u8,
+    /// Shortest time between two shots of one player.
+    #[arg(long, env = "TRESPASSER_FIRE_COOLDOWN", default_value = "250ms", value_parser = duration)]
+    pub fire_cooldown: Duration,
+    /// Time a killed player waits before respawning.
+    #[arg(long, env = "TRESPASSER_RESPAWN_DELAY", default_value = "2s", value_parser = duration)]
+    pub respawn_delay: Duration,
+    /// Time after a spawn during which a player cannot be damaged.
+    #[arg(long, env = "TRESPASSER_SPAWN_PROTECTION", default_value = "1500ms", value_parser = duration)]
+    pub spawn_protection: Duration,
     /// Lobby chat on or off.
     #[arg(long, env = "TRESPASSER_CHAT", default_value_t = true, action = clap::ArgAction::Set)]
     pub chat: bool,

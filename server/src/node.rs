@@ -46,6 +46,10 @@ fn ticks(d: Duration, tick_rate: u16) -> u32 {
     ((d.as_secs_f64() * tick_rate as f64).ceil() as u32).max(1)
 }
 
+fn ticks_or_zero(d: Duration, tick_rate: u16) -> u32 {
+    (d.as_secs_f64() * tick_rate as f64).round() as u32
+}
+
 impl Node {
     pub async fn start(args: &NodeArgs, role: Role, sink: Arc<dyn MatchResultSink>) -> anyhow::Result<Node> {
         std::fs::create_dir_all(&args.data_dir)
@@ -77,7 +81,11 @@ impl Node {
         };
         anyhow::ensure!(!args.modes.is_empty(), "at least one game mode is needed");
         let rate = args.tick_rate;
-        let sim = SimConfig::for_tick_rate(rate, args.kill_target, args.max_rewind.as_millis() as u32);
+        let mut sim = SimConfig::for_tick_rate(rate, args.kill_target, args.max_rewind.as_millis() as u32);
+        sim.damage = args.damage;
+        sim.fire_cooldown_ticks = ticks(args.fire_cooldown, rate);
+        sim.respawn_ticks = ticks_or_zero(args.respawn_delay, rate);
+        sim.protection_ticks = ticks_or_zero(args.spawn_protection, rate);
         let lobby = LobbyConfig {
             node_id: args.node_id.clone(),
             mode: String::new(),

@@ -164,6 +164,10 @@ impl<L: Clone> LobbyCore<L> {
         self.id
     }
 
+    pub fn world(&self) -> &World {
+        &self.world
+    }
+
     pub fn tick_count(&self) -> u32 {
         self.world.tick()
     }
@@ -610,3 +614,7 @@ impl<L: Clone> LobbyCore<L> {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "core_tests.rs"]
+mod tests;

@@ -197,7 +197,7 @@ mod tests {
         assert_eq!(q.push(&packet(2 + MAX_AHEAD, &[9])).ahead, 1);
         q.push(&packet(2, &[2, 3, 4, 5, 6]));
         let t = q.take();
-        assert_eq!(t.dropped, 2);
+        assert_eq!(t.dropped, 3);
         assert_eq!(t.frame, frame(4));
         assert!(q.buffered() <= MAX_BUFFERED);
     }

@@ -246,14 +246,14 @@ impl World {
 
     /// Test hook: puts a player somewhere and rewrites the current rewind frame.
     #[cfg(test)]
-    pub(super) fn place(&mut self, id: PlayerId, pos: Pos) {
+    pub(crate) fn place(&mut self, id: PlayerId, pos: Pos) {
         self.player_mut(id).expect("player present").pos = pos;
         self.record_slot(id as usize);
     }
 
     /// Test hook: ends a player's spawn protection now.
     #[cfg(test)]
-    pub(super) fn unprotect(&mut self, id: PlayerId) {
+    pub(crate) fn unprotect(&mut self, id: PlayerId) {
         self.player_mut(id).expect("player present").protected_until = 0;
     }
 }
