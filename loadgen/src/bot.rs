@@ -195,6 +195,10 @@ struct Playing {
 /// Plays until `stop_at`, then leaves. Every failure is counted in the
 /// shared stats by kind; none is returned.
 pub async fn run_bot(cfg: BotConfig, env: BotEnv) {
+    if cfg.start_at >= cfg.stop_at {
+        env.stats.error("not_started");
+        return;
+    }
     sleep_until(cfg.start_at.into()).await;
     // One account for the whole run, so a reconnect resumes the held slot.
     let account = uuid::Uuid::new_v4();
@@ -203,10 +207,16 @@ pub async fn run_bot(cfg: BotConfig, env: BotEnv) {
     let mut playing = Playing::default();
 
     while Instant::now() < cfg.stop_at {
-        let mut client = match connect_and_join(&cfg, &env, account, joins == 0).await {
-            Ok(client) => client,
-            Err(kind) => {
+        let attempt = tokio::time::timeout_at(cfg.stop_at.into(), connect_and_join(&cfg, &env, account, joins == 0));
+        let mut client = match attempt.await {
+            Ok(Ok(client)) => client,
+            Ok(Err(kind)) => {
                 env.stats.error(&kind);
+                break;
+            }
+            // Still connecting when the run ended: the node was too slow.
+            Err(_) => {
+                env.stats.error("timeout");
                 break;
             }
         };
@@ -283,11 +293,13 @@ async fn play(client: &mut GameClient, cfg: &BotConfig, env: &BotEnv, seed: u64,
     let mut last_flush = started;
     let mut snap: Option<Snapshot> = None;
     let mut vote_in_flight = false;
+    let stop = sleep_until(cfg.stop_at.into());
+    tokio::pin!(stop);
     env.stats.playing(1);
 
     let end = loop {
         tokio::select! {
-            _ = sleep_until(cfg.stop_at.into()) => break SessionEnd::Stopped,
+            _ = &mut stop => break SessionEnd::Stopped,
             event = client.next_event() => match event {
                 Ok(event) => {
                     if let Some(end) = on_event(client, cfg, env, &mut vote_in_flight, event).await {
@@ -354,16 +366,13 @@ async fn on_event(
             }
             None
         }
-        ServerControl::MatchStarted { .. } | ServerControl::LobbyClosed { .. } => {
-            *vote_in_flight = false;
-            if let ServerControl::LobbyClosed { reason } = event {
-                tracing::debug!(bot = %cfg.name, %reason, "lobby closed");
-                return Some(SessionEnd::LobbyClosed);
-            }
-            None
+        ServerControl::LobbyClosed { reason } => {
+            tracing::debug!(bot = %cfg.name, %reason, "lobby closed");
+            Some(SessionEnd::LobbyClosed)
         }
         // The node settles a vote as soon as the outcome is certain, so a
-        // vote sent at match end can arrive after it closed: not a fault.
+        // vote sent at match end can arrive after it closed (even after the
+        // next MatchStarted): not a fault.
         ServerControl::Error { code: ErrorCode::NoVoteOpen, .. } if *vote_in_flight => {
             *vote_in_flight = false;
             None

@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Parser, ValueEnum};
 use protocol::defaults::{DEFAULT_DATA_DIR, DEFAULT_MODE, DEFAULT_NODE_ID, DEFAULT_QUIC_ADDR};
 
 use crate::client::DEFAULT_CLIENT_NAME;
@@ -55,7 +56,7 @@ pub struct Args {
     pub lobby: Option<u64>,
 
     /// Skip verification of the node's certificate.
-    #[arg(long, env = "LOADGEN_INSECURE")]
+    #[arg(long, env = "LOADGEN_INSECURE", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub insecure: bool,
 
     /// The node's certificate (DER) [default: <data-dir>/dev-cert.der].
@@ -65,6 +66,10 @@ pub struct Args {
     /// Ticket key as hex [default: read from <data-dir>/ticket-key].
     #[arg(long, env = "LOADGEN_TICKET_KEY", hide_env_values = true)]
     pub ticket_key: Option<String>,
+
+    /// Key id of --ticket-key (the node's --ticket-key-id).
+    #[arg(long, env = "LOADGEN_TICKET_KEY_ID", default_value = "k1")]
+    pub ticket_key_id: String,
 
     /// Most handshakes and joins in flight at once.
     #[arg(long, env = "LOADGEN_CONNECT_CONCURRENCY", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
@@ -91,7 +96,7 @@ pub struct Args {
     pub json: Option<PathBuf>,
 
     /// Exit with status 1 if any error occurred or any bot failed to join.
-    #[arg(long, env = "LOADGEN_FAIL_ON_ERROR")]
+    #[arg(long, env = "LOADGEN_FAIL_ON_ERROR", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub fail_on_error: bool,
 
     /// Seed for the bots' movement (random if unset).
@@ -99,7 +104,7 @@ pub struct Args {
     pub seed: Option<u64>,
 
     /// No live progress line.
-    #[arg(long, short, env = "LOADGEN_QUIET")]
+    #[arg(long, short, env = "LOADGEN_QUIET", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub quiet: bool,
 
     /// Client name sent in the handshake.

@@ -34,7 +34,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         (None, false) => Trust::from_data_dir(&args.data_dir)?,
     };
     let minter = Arc::new(match &args.ticket_key {
-        Some(hex) => DevTicketMinter::from_hex_key(hex, &args.node_id)?,
+        Some(hex) => DevTicketMinter::from_hex_key(&args.ticket_key_id, hex, &args.node_id)?,
         None => DevTicketMinter::from_data_dir(&args.data_dir, &args.node_id)?,
     });
     let endpoint_count = match args.endpoints {

@@ -32,13 +32,13 @@ impl DevTicketMinter {
         let path = data_dir.join(TICKET_KEY_FILE);
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading the ticket key {} (has the node started once?)", path.display()))?;
-        DevTicketMinter::from_hex_key(&text, node_id).with_context(|| format!("in {}", path.display()))
+        DevTicketMinter::from_hex_key(DEV_KEY_ID, &text, node_id).with_context(|| format!("in {}", path.display()))
     }
 
-    /// Uses a hex-encoded development key.
-    pub fn from_hex_key(hex: &str, node_id: impl Into<String>) -> anyhow::Result<DevTicketMinter> {
+    /// Uses a hex-encoded key with key id `kid` (the node's `--ticket-key-id`).
+    pub fn from_hex_key(kid: &str, hex: &str, node_id: impl Into<String>) -> anyhow::Result<DevTicketMinter> {
         let secret = from_hex(hex).context("the ticket key is not hex")?;
-        let key = TicketKey::new(DEV_KEY_ID, secret)?;
+        let key = TicketKey::new(kid, secret)?;
         Ok(DevTicketMinter::new(key, node_id))
     }
 
@@ -88,7 +88,7 @@ mod tests {
     use protocol::ticket::verify;
 
     fn minter() -> DevTicketMinter {
-        DevTicketMinter::from_hex_key(&"ab".repeat(32), "local").unwrap()
+        DevTicketMinter::from_hex_key(DEV_KEY_ID, &"ab".repeat(32), "local").unwrap()
     }
 
     #[test]
