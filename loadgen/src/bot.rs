@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
 use protocol::PlayerId;
 use protocol::control::{ErrorCode, ServerControl};
 use protocol::datagram::{Buttons, PlayerSnap, Snapshot, angle_to_wire, flags};
@@ -16,8 +15,8 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::Semaphore;
 use tokio::time::{MissedTickBehavior, sleep_until};
 
-use crate::client::{ClientConfig, ClientError, GameClient};
-use crate::stats::{Stats, micros_histogram, record};
+use crate::client::{ClientConfig, ClientError, ClientStats, GameClient};
+use crate::stats::Stats;
 use crate::ticket::DevTicketMinter;
 
 /// The eight directions a bot walks in.
@@ -289,7 +288,6 @@ async fn play(client: &mut GameClient, cfg: &BotConfig, env: &BotEnv, seed: u64,
     let started = Instant::now();
     let base = client.stats();
     let mut flushed = base;
-    let mut rtt = micros_histogram();
     let mut last_flush = started;
     let mut snap: Option<Snapshot> = None;
     let mut vote_in_flight = false;
@@ -317,14 +315,14 @@ async fn play(client: &mut GameClient, cfg: &BotConfig, env: &BotEnv, seed: u64,
                     break SessionEnd::Lost(e);
                 }
                 if last_flush.elapsed() >= FLUSH_EVERY {
-                    flushed = flush(client, env, flushed, &mut rtt);
+                    flushed = flush(client, env, flushed);
                     last_flush = Instant::now();
                 }
             }
         }
     };
 
-    let last = flush(client, env, flushed, &mut rtt);
+    let last = flush(client, env, flushed);
     env.stats.playing(-1);
     playing.time += started.elapsed();
     playing.snapshots += last.snapshots_received - base.snapshots_received;
@@ -332,17 +330,8 @@ async fn play(client: &mut GameClient, cfg: &BotConfig, env: &BotEnv, seed: u64,
 }
 
 /// Moves the client's new counters and round trips into the shared stats.
-fn flush(
-    client: &mut GameClient,
-    env: &BotEnv,
-    before: crate::client::ClientStats,
-    rtt: &mut Histogram<u64>,
-) -> crate::client::ClientStats {
-    for sample in client.take_rtt_samples() {
-        record(rtt, sample);
-    }
-    env.stats.rtts(rtt);
-    rtt.reset();
+fn flush(client: &mut GameClient, env: &BotEnv, before: ClientStats) -> ClientStats {
+    env.stats.rtts(&client.take_rtt_samples());
     let now = client.stats();
     env.stats.traffic(now.inputs_sent - before.inputs_sent, now.snapshots_received - before.snapshots_received);
     now

@@ -129,7 +129,7 @@ pub struct GameClient {
     window: InputWindow,
     tasks: [JoinHandle<()>; 2],
     /// Owned only by clients from [`GameClient::connect`], which made it.
-    _endpoint: Option<quinn::Endpoint>,
+    own_endpoint: Option<quinn::Endpoint>,
 }
 
 impl std::fmt::Debug for GameClient {
@@ -149,7 +149,7 @@ impl GameClient {
         let endpoint =
             client_endpoint_for(&cfg.trust, cfg.server).map_err(|e| ClientError::Connect(format!("{e:#}")))?;
         let mut client = GameClient::connect_with(&endpoint, cfg).await?;
-        client._endpoint = Some(endpoint);
+        client.own_endpoint = Some(endpoint);
         Ok(client)
     }
 
@@ -188,7 +188,7 @@ impl GameClient {
             down,
             window: InputWindow::new(DEFAULT_INPUT_REDUNDANCY),
             tasks,
-            _endpoint: None,
+            own_endpoint: None,
         })
     }
 
@@ -417,7 +417,7 @@ struct DownState {
 impl Default for DownState {
     fn default() -> DownState {
         DownState {
-            queue: VecDeque::with_capacity(SNAPSHOT_QUEUE),
+            queue: VecDeque::new(),
             newest_tick: None,
             rtt: RttTracker::new(RTT_PENDING),
             rtt_samples: Vec::new(),

@@ -59,7 +59,9 @@ impl RttTracker {
     /// Tracks at most `capacity` unanswered inputs; older ones are forgotten,
     /// so a node that never acknowledges cannot grow this without bound.
     pub fn new(capacity: usize) -> RttTracker {
-        RttTracker { pending: VecDeque::with_capacity(capacity.min(1024)), capacity: capacity.max(1), expired: 0 }
+        // Not preallocated: normally only a few inputs are in flight, and
+        // thousands of clients share one process.
+        RttTracker { pending: VecDeque::new(), capacity: capacity.max(1), expired: 0 }
     }
 
     pub fn on_send(&mut self, seq: u32, at: Instant) {

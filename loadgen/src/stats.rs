@@ -15,9 +15,10 @@ use crate::report::{Percentiles, Rate, Report};
 /// a rate over a fraction of a second says more about timing than the node.
 pub const MIN_RATE_WINDOW: Duration = Duration::from_secs(1);
 
-/// A histogram of microseconds from 1 µs to an hour, 3 significant digits.
+/// A histogram of microseconds from 1 µs to a minute (longer is recorded as
+/// a minute), 3 significant digits.
 pub fn micros_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static histogram bounds are valid")
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("static histogram bounds are valid")
 }
 
 pub fn record(h: &mut Histogram<u64>, d: Duration) {
@@ -111,14 +112,17 @@ impl Stats {
         self.snapshots_received.fetch_add(snapshots, Relaxed);
     }
 
-    pub fn rtts(&self, samples: &Histogram<u64>) {
+    /// Round trips measured by one bot since its last call. Raw samples, not
+    /// a per-bot histogram: a histogram is ~100 KB, too much per bot.
+    pub fn rtts(&self, samples: &[Duration]) {
         if samples.is_empty() {
             return;
         }
         let mut inner = self.lock();
-        // Same bounds on both sides, so adding cannot fail.
-        let _ = inner.rtt.add(samples);
-        let _ = inner.rtt_window.add(samples);
+        for &d in samples {
+            record(&mut inner.rtt, d);
+            record(&mut inner.rtt_window, d);
+        }
     }
 
     pub fn error(&self, kind: &str) {
@@ -190,11 +194,7 @@ mod tests {
         s.joined(Duration::from_millis(10), true, 20);
         s.joined(Duration::from_millis(30), true, 20);
         s.joined(Duration::from_millis(20), false, 20);
-        let mut h = micros_histogram();
-        for ms in [40, 50, 60] {
-            record(&mut h, Duration::from_millis(ms));
-        }
-        s.rtts(&h);
+        s.rtts(&[40, 50, 60].map(Duration::from_millis));
         s.snapshot_rate(40, Duration::from_secs(2));
         s.snapshot_rate(57, Duration::from_secs(3));
         s.snapshot_rate(1, Duration::from_millis(300));

@@ -37,10 +37,7 @@ pub trait Bounded {
 pub fn encode<T: Serialize>(msg: &T, max: usize) -> Result<Vec<u8>, CodecError> {
     let bytes = postcard::to_stdvec(msg).map_err(|e| CodecError::Malformed(e.to_string()))?;
     if bytes.len() > max {
-        return Err(CodecError::TooLarge {
-            len: bytes.len(),
-            max,
-        });
+        return Err(CodecError::TooLarge { len: bytes.len(), max });
     }
     Ok(bytes)
 }
@@ -62,13 +59,9 @@ pub fn encode_into<T: Serialize>(msg: &T, buf: &mut Vec<u8>, max: usize) -> Resu
 /// Decodes one whole message of at most `max` bytes and checks its field limits.
 pub fn decode<T: DeserializeOwned + Bounded>(bytes: &[u8], max: usize) -> Result<T, CodecError> {
     if bytes.len() > max {
-        return Err(CodecError::TooLarge {
-            len: bytes.len(),
-            max,
-        });
+        return Err(CodecError::TooLarge { len: bytes.len(), max });
     }
-    let (msg, rest) =
-        postcard::take_from_bytes::<T>(bytes).map_err(|e| CodecError::Malformed(e.to_string()))?;
+    let (msg, rest) = postcard::take_from_bytes::<T>(bytes).map_err(|e| CodecError::Malformed(e.to_string()))?;
     if !rest.is_empty() {
         return Err(CodecError::Trailing);
     }
@@ -101,10 +94,7 @@ pub fn frame_len(header: [u8; FRAME_HEADER], max: usize) -> Result<usize, CodecE
 /// Splits complete frames off the front of a byte buffer (for clients that
 /// read the stream in arbitrary chunks). Returns the decoded message and how
 /// many bytes it used, or `Ok(None)` when more bytes are needed.
-pub fn decode_frame<T: DeserializeOwned + Bounded>(
-    buf: &[u8],
-    max: usize,
-) -> Result<Option<(T, usize)>, CodecError> {
+pub fn decode_frame<T: DeserializeOwned + Bounded>(buf: &[u8], max: usize) -> Result<Option<(T, usize)>, CodecError> {
     if buf.len() < FRAME_HEADER {
         return Ok(None);
     }
@@ -117,11 +107,7 @@ pub fn decode_frame<T: DeserializeOwned + Bounded>(
 }
 
 /// Checks a bounded string: length in bytes and no control characters.
-pub(crate) fn check_text(
-    s: &str,
-    max_bytes: usize,
-    what: &'static str,
-) -> Result<(), &'static str> {
+pub(crate) fn check_text(s: &str, max_bytes: usize, what: &'static str) -> Result<(), &'static str> {
     if s.len() > max_bytes || s.chars().any(char::is_control) {
         return Err(what);
     }

@@ -265,9 +265,7 @@ impl std::fmt::Display for ErrorCode {
 impl Bounded for ClientControl {
     fn validate(&self) -> Result<(), &'static str> {
         match self {
-            ClientControl::Hello { client, .. } => {
-                check_text(client, MAX_NAME_BYTES, "client name")
-            }
+            ClientControl::Hello { client, .. } => check_text(client, MAX_NAME_BYTES, "client name"),
             ClientControl::Join { ticket } => check_text(ticket, MAX_TICKET_BYTES, "ticket"),
             // Chat content rules (length, characters) are enforced by the
             // lobby with a clear error; here only the hard byte bound.
@@ -309,14 +307,10 @@ impl Bounded for Cosmetics {
 impl Bounded for ServerControl {
     fn validate(&self) -> Result<(), &'static str> {
         match self {
-            ServerControl::Welcome { node_id, .. } => {
-                check_text(node_id, MAX_ID_BYTES * 2, "node id")
-            }
+            ServerControl::Welcome { node_id, .. } => check_text(node_id, MAX_ID_BYTES * 2, "node id"),
             ServerControl::Error { message, .. }
             | ServerControl::LobbyClosed { reason: message }
-            | ServerControl::Kicked { reason: message } => {
-                check_text(message, MAX_MESSAGE_BYTES, "message")
-            }
+            | ServerControl::Kicked { reason: message } => check_text(message, MAX_MESSAGE_BYTES, "message"),
             ServerControl::LobbyJoined(j) => {
                 check_text(&j.lobby.mode, MAX_ID_BYTES, "mode")?;
                 check_text(&j.map, MAX_ID_BYTES, "map")?;
@@ -327,17 +321,13 @@ impl Bounded for ServerControl {
                 if m.scoreboard.len() > MAX_PLAYERS_PER_LOBBY {
                     return Err("scoreboard size");
                 }
-                m.scoreboard
-                    .iter()
-                    .try_for_each(|l| check_text(&l.name, MAX_NAME_BYTES, "name"))
+                m.scoreboard.iter().try_for_each(|l| check_text(&l.name, MAX_NAME_BYTES, "name"))
             }
             ServerControl::Chat { name, text, .. } => {
                 check_text(name, MAX_NAME_BYTES, "name")?;
                 check_text(text, MAX_CHAT_BYTES, "chat text")
             }
-            ServerControl::Kill { .. }
-            | ServerControl::MatchStarted { .. }
-            | ServerControl::VoteState(_) => Ok(()),
+            ServerControl::Kill { .. } | ServerControl::MatchStarted { .. } | ServerControl::VoteState(_) => Ok(()),
         }
     }
 }

@@ -69,8 +69,7 @@ pub struct InputPacket {
 impl InputPacket {
     /// Sequence number of the newest frame.
     pub fn last_seq(&self) -> u32 {
-        self.first_seq
-            .wrapping_add(self.frames.len().saturating_sub(1) as u32)
+        self.first_seq.wrapping_add(self.frames.len().saturating_sub(1) as u32)
     }
 }
 

@@ -27,10 +27,7 @@ pub fn from_hex(text: &str) -> Option<Vec<u8>> {
     if t.len() % 2 != 0 {
         return None;
     }
-    (0..t.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(t.get(i..i + 2)?, 16).ok())
-        .collect()
+    (0..t.len()).step_by(2).map(|i| u8::from_str_radix(t.get(i..i + 2)?, 16).ok()).collect()
 }
 
 #[cfg(test)]

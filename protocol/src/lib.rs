@@ -17,6 +17,7 @@ pub mod codec;
 pub mod control;
 pub mod datagram;
 pub mod defaults;
+pub mod directory;
 pub mod map;
 pub mod movement;
 pub mod results;

@@ -32,12 +32,7 @@ pub struct Rect {
 impl Rect {
     /// The rectangle in subunits as (min_x, min_y, max_x, max_y).
     pub fn sub_bounds(&self) -> (i32, i32, i32, i32) {
-        (
-            self.x * SUBUNITS,
-            self.y * SUBUNITS,
-            (self.x + self.w) * SUBUNITS,
-            (self.y + self.h) * SUBUNITS,
-        )
+        (self.x * SUBUNITS, self.y * SUBUNITS, (self.x + self.w) * SUBUNITS, (self.y + self.h) * SUBUNITS)
     }
 }
 
@@ -88,19 +83,13 @@ impl Map {
     pub fn validate(&self) -> Result<(), MapError> {
         let name_ok = !self.name.is_empty()
             && self.name.len() <= 32
-            && self
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+            && self.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
         if !name_ok {
             return Err(MapError::Name(self.name.clone()));
         }
         let side_ok = |s: i32| (MIN_SIDE..=MAX_SIDE).contains(&s);
         if !side_ok(self.width) || !side_ok(self.height) {
-            return Err(MapError::Size {
-                width: self.width,
-                height: self.height,
-            });
+            return Err(MapError::Size { width: self.width, height: self.height });
         }
         if self.walls.len() > MAX_WALLS {
             return Err(MapError::TooManyWalls(self.walls.len()));
@@ -108,8 +97,7 @@ impl Map {
         for (index, w) in self.walls.iter().enumerate() {
             // Subtracting from the (small) map size cannot overflow where
             // `x + w` could, for hostile coordinates near `i32::MAX`.
-            let inside =
-                w.x >= 0 && w.y >= 0 && w.w <= self.width - w.x && w.h <= self.height - w.y;
+            let inside = w.x >= 0 && w.y >= 0 && w.w <= self.width - w.x && w.h <= self.height - w.y;
             if w.w < MIN_WALL_THICKNESS || w.h < MIN_WALL_THICKNESS || !inside {
                 return Err(MapError::Wall { index, rect: *w });
             }
@@ -120,11 +108,7 @@ impl Map {
         for (index, s) in self.spawns.iter().enumerate() {
             // Checked in map units first so the conversion to subunits cannot overflow.
             if !(0..=self.width).contains(&s.x) || !(0..=self.height).contains(&s.y) {
-                return Err(MapError::Spawn {
-                    index,
-                    x: s.x,
-                    y: s.y,
-                });
+                return Err(MapError::Spawn { index, x: s.x, y: s.y });
             }
             let pos = crate::movement::Pos::from_units(s.x, s.y);
             let h = PLAYER_HALF_SIZE;
@@ -133,11 +117,7 @@ impl Map {
                 && pos.x + h <= self.width * SUBUNITS
                 && pos.y + h <= self.height * SUBUNITS;
             if !in_bounds || self.blocked(pos) {
-                return Err(MapError::Spawn {
-                    index,
-                    x: s.x,
-                    y: s.y,
-                });
+                return Err(MapError::Spawn { index, x: s.x, y: s.y });
             }
         }
         Ok(())

@@ -28,30 +28,18 @@ pub struct Pos {
 
 impl Pos {
     pub fn from_units(x: i32, y: i32) -> Pos {
-        Pos {
-            x: x * SUBUNITS,
-            y: y * SUBUNITS,
-        }
+        Pos { x: x * SUBUNITS, y: y * SUBUNITS }
     }
     /// The position as sent in snapshots (clamped into `u16`).
     pub fn to_wire(self) -> (u16, u16) {
-        (
-            self.x.clamp(0, u16::MAX as i32) as u16,
-            self.y.clamp(0, u16::MAX as i32) as u16,
-        )
+        (self.x.clamp(0, u16::MAX as i32) as u16, self.y.clamp(0, u16::MAX as i32) as u16)
     }
     pub fn from_wire(x: u16, y: u16) -> Pos {
-        Pos {
-            x: x as i32,
-            y: y as i32,
-        }
+        Pos { x: x as i32, y: y as i32 }
     }
     /// Centre in map units as floats (for rendering and hit tests).
     pub fn to_f32(self) -> (f32, f32) {
-        (
-            self.x as f32 / SUBUNITS as f32,
-            self.y as f32 / SUBUNITS as f32,
-        )
+        (self.x as f32 / SUBUNITS as f32, self.y as f32 / SUBUNITS as f32)
     }
 }
 
@@ -117,16 +105,8 @@ mod tests {
             name: "open".into(),
             width: 1000,
             height: 1000,
-            walls: vec![crate::map::Rect {
-                x: 500,
-                y: 0,
-                w: 32,
-                h: 1000,
-            }],
-            spawns: vec![
-                crate::map::Point { x: 100, y: 100 },
-                crate::map::Point { x: 900, y: 900 },
-            ],
+            walls: vec![crate::map::Rect { x: 500, y: 0, w: 32, h: 1000 }],
+            spawns: vec![crate::map::Point { x: 100, y: 100 }, crate::map::Point { x: 900, y: 900 }],
         }
     }
 
@@ -134,13 +114,7 @@ mod tests {
     fn moves_one_step_per_tick() {
         let m = open_map();
         let p = step(Pos::from_units(100, 100), Buttons(Buttons::RIGHT), &m, 20);
-        assert_eq!(
-            p,
-            Pos {
-                x: 1600 + 204,
-                y: 1600
-            }
-        );
+        assert_eq!(p, Pos { x: 1600 + 204, y: 1600 });
     }
 
     #[test]
@@ -170,12 +144,6 @@ mod tests {
         for _ in 0..100 {
             p = step(p, Buttons(Buttons::UP | Buttons::LEFT), &m, 60);
         }
-        assert_eq!(
-            p,
-            Pos {
-                x: PLAYER_HALF_SIZE,
-                y: PLAYER_HALF_SIZE
-            }
-        );
+        assert_eq!(p, Pos { x: PLAYER_HALF_SIZE, y: PLAYER_HALF_SIZE });
     }
 }

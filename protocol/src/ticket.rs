@@ -59,9 +59,7 @@ pub struct TicketKey {
 
 impl std::fmt::Debug for TicketKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TicketKey")
-            .field("kid", &self.kid)
-            .finish_non_exhaustive()
+        f.debug_struct("TicketKey").field("kid", &self.kid).finish_non_exhaustive()
     }
 }
 
@@ -84,18 +82,12 @@ pub enum TicketError {
 }
 
 impl TicketKey {
-    pub fn new(
-        kid: impl Into<String>,
-        secret: impl Into<Vec<u8>>,
-    ) -> Result<TicketKey, TicketError> {
+    pub fn new(kid: impl Into<String>, secret: impl Into<Vec<u8>>) -> Result<TicketKey, TicketError> {
         let secret = secret.into();
         if secret.len() < MIN_KEY_BYTES {
             return Err(TicketError::WeakKey);
         }
-        Ok(TicketKey {
-            kid: kid.into(),
-            secret,
-        })
+        Ok(TicketKey { kid: kid.into(), secret })
     }
 
     /// Signs `claims` as a compact JWT.
@@ -103,20 +95,16 @@ impl TicketKey {
         check_claims(claims)?;
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(&self.secret))
-            .map_err(|_| TicketError::Invalid)
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(&self.secret)).map_err(|_| TicketError::Invalid)
     }
 }
 
 fn check_claims(c: &JoinClaims) -> Result<(), TicketError> {
-    let name_ok = !c.name.trim().is_empty()
-        && c.name.len() <= MAX_NAME_BYTES
-        && !c.name.chars().any(char::is_control);
+    let name_ok = !c.name.trim().is_empty() && c.name.len() <= MAX_NAME_BYTES && !c.name.chars().any(char::is_control);
     if !name_ok {
         return Err(TicketError::Claims("name"));
     }
-    let id_ok =
-        |s: &str| !s.is_empty() && s.len() <= MAX_ID_BYTES && !s.chars().any(char::is_control);
+    let id_ok = |s: &str| !s.is_empty() && s.len() <= MAX_ID_BYTES && !s.chars().any(char::is_control);
     if let JoinTarget::Mode(m) = &c.target
         && !id_ok(m)
     {
@@ -136,12 +124,7 @@ fn check_claims(c: &JoinClaims) -> Result<(), TicketError> {
 /// Verifies a ticket against the node's keys, its id and the current time
 /// (seconds since the Unix epoch). Single use is the caller's job: it must
 /// remember `jti` until `exp`.
-pub fn verify(
-    token: &str,
-    keys: &[TicketKey],
-    node_id: &str,
-    now: u64,
-) -> Result<JoinClaims, TicketError> {
+pub fn verify(token: &str, keys: &[TicketKey], node_id: &str, now: u64) -> Result<JoinClaims, TicketError> {
     if token.len() > crate::control::MAX_TICKET_BYTES {
         return Err(TicketError::Invalid);
     }
@@ -150,10 +133,7 @@ pub fn verify(
         return Err(TicketError::Invalid);
     }
     let key = match header.kid.as_deref() {
-        Some(kid) => keys
-            .iter()
-            .find(|k| k.kid == kid)
-            .ok_or(TicketError::UnknownKey)?,
+        Some(kid) => keys.iter().find(|k| k.kid == kid).ok_or(TicketError::UnknownKey)?,
         None => return Err(TicketError::UnknownKey),
     };
     // Time and audience are checked below against the caller's clock, so the
@@ -162,12 +142,8 @@ pub fn verify(
     validation.validate_exp = false;
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
-    let data = jsonwebtoken::decode::<JoinClaims>(
-        token,
-        &DecodingKey::from_secret(&key.secret),
-        &validation,
-    )
-    .map_err(|_| TicketError::Invalid)?;
+    let data = jsonwebtoken::decode::<JoinClaims>(token, &DecodingKey::from_secret(&key.secret), &validation)
+        .map_err(|_| TicketError::Invalid)?;
     let claims = data.claims;
     if claims.aud != node_id {
         return Err(TicketError::WrongNode(claims.aud));
@@ -212,31 +188,16 @@ mod tests {
     #[test]
     fn refuses_expired_forged_wrong_node_and_unknown_key() {
         let t = key().mint(&claims(1000)).unwrap();
-        assert_eq!(
-            verify(&t, &[key()], "node-a", 1040),
-            Err(TicketError::Expired)
-        );
-        assert_eq!(
-            verify(&t, &[key()], "node-b", 1010),
-            Err(TicketError::WrongNode("node-a".into()))
-        );
+        assert_eq!(verify(&t, &[key()], "node-a", 1040), Err(TicketError::Expired));
+        assert_eq!(verify(&t, &[key()], "node-b", 1010), Err(TicketError::WrongNode("node-a".into())));
         let other = TicketKey::new("k1", vec![8u8; 32]).unwrap();
-        assert_eq!(
-            verify(&t, &[other], "node-a", 1010),
-            Err(TicketError::Invalid)
-        );
+        assert_eq!(verify(&t, &[other], "node-a", 1010), Err(TicketError::Invalid));
         let rotated = TicketKey::new("k2", vec![7u8; 32]).unwrap();
-        assert_eq!(
-            verify(&t, &[rotated], "node-a", 1010),
-            Err(TicketError::UnknownKey)
-        );
+        assert_eq!(verify(&t, &[rotated], "node-a", 1010), Err(TicketError::UnknownKey));
         let mut tampered = t.clone();
         tampered.insert(t.len() / 2, 'x');
         assert!(verify(&tampered, &[key()], "node-a", 1010).is_err());
-        assert_eq!(
-            verify("not a jwt", &[key()], "node-a", 1010),
-            Err(TicketError::Invalid)
-        );
+        assert_eq!(verify("not a jwt", &[key()], "node-a", 1010), Err(TicketError::Invalid));
     }
 
     #[test]
@@ -244,9 +205,6 @@ mod tests {
         let mut c = claims(1000);
         c.exp = c.iat + MAX_TICKET_LIFETIME_SECS + 1;
         assert_eq!(key().mint(&c), Err(TicketError::Lifetime));
-        assert_eq!(
-            TicketKey::new("k", vec![1u8; 8]).unwrap_err(),
-            TicketError::WeakKey
-        );
+        assert_eq!(TicketKey::new("k", vec![1u8; 8]).unwrap_err(), TicketError::WeakKey);
     }
 }

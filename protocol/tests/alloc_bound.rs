@@ -21,12 +21,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use protocol::codec::{self, Bounded, MAX_CLIENT_FRAME, MAX_SERVER_FRAME};
-use protocol::control::{
-    ClientControl, Cosmetics, LobbyInfo, LobbyJoined, LobbyState, RosterEntry, ServerControl,
-};
-use protocol::datagram::{
-    ClientDatagram, MAX_INPUT_BYTES, MAX_SNAPSHOT_BYTES, PlayerSnap, ServerDatagram,
-};
+use protocol::control::{ClientControl, Cosmetics, LobbyInfo, LobbyJoined, LobbyState, RosterEntry, ServerControl};
+use protocol::datagram::{ClientDatagram, MAX_INPUT_BYTES, MAX_SNAPSHOT_BYTES, PlayerSnap, ServerDatagram};
 use serde::de::DeserializeOwned;
 
 struct Counting;
@@ -99,11 +95,7 @@ struct Worst {
 
 impl Worst {
     fn new(what: &'static str) -> Worst {
-        Worst {
-            what,
-            peak: 0,
-            input: 0,
-        }
+        Worst { what, peak: 0, input: 0 }
     }
 
     fn check<T: DeserializeOwned + Bounded>(&mut self, bytes: &[u8], max: usize) {
@@ -119,11 +111,7 @@ impl Worst {
         );
         let framed = frame(bytes);
         let framed_peak = peak_of(|| codec::decode_frame::<T>(&framed, max));
-        assert!(
-            framed_peak <= bound(framed.len()),
-            "{}: framed decode allocated {framed_peak}",
-            self.what
-        );
+        assert!(framed_peak <= bound(framed.len()), "{}: framed decode allocated {framed_peak}", self.what);
         if peak > self.peak {
             self.peak = peak;
             self.input = bytes.len();
@@ -133,10 +121,7 @@ impl Worst {
 
 impl Drop for Worst {
     fn drop(&mut self) {
-        eprintln!(
-            "{}: worst peak {} bytes for a {}-byte input",
-            self.what, self.peak, self.input
-        );
+        eprintln!("{}: worst peak {} bytes for a {}-byte input", self.what, self.peak, self.input);
     }
 }
 
@@ -177,15 +162,8 @@ fn varint(mut v: u64, out: &mut Vec<u8>) {
 /// over the limits, huge, and overlong varints.
 fn hostile_lengths(remaining: usize) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    for v in [
-        33u64,
-        remaining as u64,
-        remaining as u64 / 2,
-        1 << 20,
-        u32::MAX as u64,
-        u64::MAX,
-        usize::MAX as u64 / 2,
-    ] {
+    for v in [33u64, remaining as u64, remaining as u64 / 2, 1 << 20, u32::MAX as u64, u64::MAX, usize::MAX as u64 / 2]
+    {
         let mut b = Vec::new();
         varint(v, &mut b);
         out.push(b);
@@ -241,13 +219,7 @@ fn hostile_vector_and_string_lengths_stay_bounded() {
     let one_entry = enc(&entry());
     let lobby_joined_prefix = {
         let j = LobbyJoined {
-            lobby: LobbyInfo {
-                id: 1,
-                mode: "m".into(),
-                players: 1,
-                max_players: 8,
-                state: LobbyState::Playing,
-            },
+            lobby: LobbyInfo { id: 1, mode: "m".into(), players: 1, max_players: 8, state: LobbyState::Playing },
             you: 0,
             map: "arena".into(),
             match_id: uuid::Uuid::nil(),
@@ -273,24 +245,15 @@ fn hostile_vector_and_string_lengths_stay_bounded() {
         for len in hostile_lengths(size) {
             for filler in [&one_entry[..], &[0u8][..], &[0xffu8][..]] {
                 roster.check::<ServerControl>(&hostile(&[3], &len, filler, size), MAX_SERVER_FRAME);
-                joined.check::<ServerControl>(
-                    &hostile(&lobby_joined_prefix, &len, filler, size),
-                    MAX_SERVER_FRAME,
-                );
+                joined.check::<ServerControl>(&hostile(&lobby_joined_prefix, &len, filler, size), MAX_SERVER_FRAME);
             }
             for filler in [&one_line[..], &[0u8][..]] {
-                ended.check::<ServerControl>(
-                    &hostile(&match_ended_prefix, &len, filler, size),
-                    MAX_SERVER_FRAME,
-                );
+                ended.check::<ServerControl>(&hostile(&match_ended_prefix, &len, filler, size), MAX_SERVER_FRAME);
             }
             // Strings: Welcome.node_id, Error.message, LobbyClosed, Chat, Kicked.
             for prefix in [&[0u8, 1][..], &[1, 0], &[8], &[9, 0], &[10]] {
                 for filler in [&b"a"[..], &[0xff][..]] {
-                    text.check::<ServerControl>(
-                        &hostile(prefix, &len, filler, size),
-                        MAX_SERVER_FRAME,
-                    );
+                    text.check::<ServerControl>(&hostile(prefix, &len, filler, size), MAX_SERVER_FRAME);
                 }
             }
         }
@@ -301,10 +264,7 @@ fn hostile_vector_and_string_lengths_stay_bounded() {
         for len in hostile_lengths(size) {
             for prefix in [&[0u8, 1][..], &[1], &[2]] {
                 for filler in [&b"a"[..], &[0xff][..], &[0][..]] {
-                    client.check::<ClientControl>(
-                        &hostile(prefix, &len, filler, size),
-                        MAX_CLIENT_FRAME,
-                    );
+                    client.check::<ClientControl>(&hostile(prefix, &len, filler, size), MAX_CLIENT_FRAME);
                 }
             }
         }
@@ -314,10 +274,7 @@ fn hostile_vector_and_string_lengths_stay_bounded() {
     for size in sizes(MAX_INPUT_BYTES) {
         for len in hostile_lengths(size) {
             for filler in [&[1u8, 0, 0][..], &[0][..], &[0xff][..]] {
-                input.check::<ClientDatagram>(
-                    &hostile(&[0, 0, 1], &len, filler, size),
-                    MAX_INPUT_BYTES,
-                );
+                input.check::<ClientDatagram>(&hostile(&[0, 0, 1], &len, filler, size), MAX_INPUT_BYTES);
             }
         }
     }
@@ -327,10 +284,7 @@ fn hostile_vector_and_string_lengths_stay_bounded() {
     for size in sizes(MAX_SNAPSHOT_BYTES) {
         for len in hostile_lengths(size) {
             for filler in [&one_snap[..], &[0][..], &[0xff][..]] {
-                snapshot.check::<ServerDatagram>(
-                    &hostile(&[0, 1, 1], &len, filler, size),
-                    MAX_SNAPSHOT_BYTES,
-                );
+                snapshot.check::<ServerDatagram>(&hostile(&[0, 1, 1], &len, filler, size), MAX_SNAPSHOT_BYTES);
             }
         }
     }
@@ -347,19 +301,10 @@ fn random_bytes_stay_bounded() {
     ];
     for _ in 0..3000 {
         let which = rng.below(4);
-        let max = [
-            MAX_CLIENT_FRAME,
-            MAX_SERVER_FRAME,
-            MAX_INPUT_BYTES,
-            MAX_SNAPSHOT_BYTES,
-        ][which];
+        let max = [MAX_CLIENT_FRAME, MAX_SERVER_FRAME, MAX_INPUT_BYTES, MAX_SNAPSHOT_BYTES][which];
         // Mostly short inputs (where the variant tag and first lengths are
         // random), some up to the limit.
-        let len = if rng.below(4) == 0 {
-            rng.below(max + 1)
-        } else {
-            rng.below(64)
-        };
+        let len = if rng.below(4) == 0 { rng.below(max + 1) } else { rng.below(64) };
         let mut bytes = rng.bytes(len);
         // Valid variant tags reach deeper than uniformly random first bytes.
         if let Some(first) = bytes.first_mut() {
@@ -381,21 +326,14 @@ fn valid_messages_at_the_limit_stay_bounded() {
     let long = |n: usize| "x".repeat(n);
     let full = RosterEntry {
         name: long(32),
-        cosmetics: Cosmetics {
-            badge: Some(long(32)),
-            name_color: Some(long(32)),
-        },
+        cosmetics: Cosmetics { badge: Some(long(32)), name_color: Some(long(32)) },
         ..entry()
     };
-    let msg = ServerControl::Roster {
-        players: vec![full; protocol::MAX_PLAYERS_PER_LOBBY],
-    };
+    let msg = ServerControl::Roster { players: vec![full; protocol::MAX_PLAYERS_PER_LOBBY] };
     let bytes = codec::encode(&msg, MAX_SERVER_FRAME).unwrap();
     Worst::new("full roster").check::<ServerControl>(&bytes, MAX_SERVER_FRAME);
 
-    let ticket = ClientControl::Join {
-        ticket: long(protocol::control::MAX_TICKET_BYTES),
-    };
+    let ticket = ClientControl::Join { ticket: long(protocol::control::MAX_TICKET_BYTES) };
     let bytes = codec::encode(&ticket, MAX_CLIENT_FRAME).unwrap();
     Worst::new("largest join").check::<ClientControl>(&bytes, MAX_CLIENT_FRAME);
 }

@@ -13,12 +13,12 @@ use std::fmt::Debug;
 
 use protocol::codec::{self, Bounded, CodecError, MAX_CLIENT_FRAME, MAX_SERVER_FRAME};
 use protocol::control::{
-    ClientControl, Cosmetics, ErrorCode, LobbyInfo, LobbyJoined, LobbyState, MatchEnded,
-    RosterEntry, ScoreLine, ServerControl, VoteState,
+    ClientControl, Cosmetics, ErrorCode, LobbyInfo, LobbyJoined, LobbyState, MatchEnded, RosterEntry, ScoreLine,
+    ServerControl, VoteState,
 };
 use protocol::datagram::{
-    Buttons, ClientDatagram, InputFrame, InputPacket, MAX_INPUT_BYTES, MAX_SNAPSHOT_BYTES,
-    PlayerSnap, ServerDatagram, Snapshot, flags,
+    Buttons, ClientDatagram, InputFrame, InputPacket, MAX_INPUT_BYTES, MAX_SNAPSHOT_BYTES, PlayerSnap, ServerDatagram,
+    Snapshot, flags,
 };
 use protocol::defaults::{from_hex, to_hex};
 use protocol::ticket::{self, JoinClaims, JoinTarget, TicketKey};
@@ -58,10 +58,7 @@ fn alice() -> RosterEntry {
         id: 0,
         account: ALICE,
         name: "alice".into(),
-        cosmetics: Cosmetics {
-            badge: Some("supporter".into()),
-            name_color: Some("#ff8800".into()),
-        },
+        cosmetics: Cosmetics { badge: Some("supporter".into()), name_color: Some("#ff8800".into()) },
         kills: 3,
         deaths: 0,
         connected: true,
@@ -96,39 +93,18 @@ fn client_control() -> Vec<Vector<ClientControl>> {
     vec![
         Vector {
             name: "ClientControl::Hello",
-            value: ClientControl::Hello {
-                version: 1,
-                client: "loadgen/0.1".into(),
-            },
+            value: ClientControl::Hello { version: 1, client: "loadgen/0.1".into() },
             hex: "00 01 0b6c6f616467656e2f302e31",
         },
         Vector {
             name: "ClientControl::Join",
-            value: ClientControl::Join {
-                ticket: "aaa.bbb.ccc".into(),
-            },
+            value: ClientControl::Join { ticket: "aaa.bbb.ccc".into() },
             hex: "01 0b6161612e6262622e636363",
         },
-        Vector {
-            name: "ClientControl::Chat",
-            value: ClientControl::Chat { text: "gg".into() },
-            hex: "02 026767",
-        },
-        Vector {
-            name: "ClientControl::Vote(yes)",
-            value: ClientControl::Vote { restart: true },
-            hex: "03 01",
-        },
-        Vector {
-            name: "ClientControl::Vote(no)",
-            value: ClientControl::Vote { restart: false },
-            hex: "03 00",
-        },
-        Vector {
-            name: "ClientControl::Leave",
-            value: ClientControl::Leave,
-            hex: "04",
-        },
+        Vector { name: "ClientControl::Chat", value: ClientControl::Chat { text: "gg".into() }, hex: "02 026767" },
+        Vector { name: "ClientControl::Vote(yes)", value: ClientControl::Vote { restart: true }, hex: "03 01" },
+        Vector { name: "ClientControl::Vote(no)", value: ClientControl::Vote { restart: false }, hex: "03 00" },
+        Vector { name: "ClientControl::Leave", value: ClientControl::Leave, hex: "04" },
     ]
 }
 
@@ -136,19 +112,12 @@ fn server_control() -> Vec<Vector<ServerControl>> {
     vec![
         Vector {
             name: "ServerControl::Welcome",
-            value: ServerControl::Welcome {
-                version: 1,
-                node_id: "local".into(),
-                tick_rate: 20,
-            },
+            value: ServerControl::Welcome { version: 1, node_id: "local".into(), tick_rate: 20 },
             hex: "00 01 056c6f63616c 14",
         },
         Vector {
             name: "ServerControl::Error",
-            value: ServerControl::Error {
-                code: ErrorCode::VersionMismatch,
-                message: "v1 only".into(),
-            },
+            value: ServerControl::Error { code: ErrorCode::VersionMismatch, message: "v1 only".into() },
             hex: "01 00 077631206f6e6c79",
         },
         Vector {
@@ -177,30 +146,14 @@ fn server_control() -> Vec<Vector<ServerControl>> {
         },
         Vector {
             name: "ServerControl::Roster",
-            value: ServerControl::Roster {
-                players: vec![alice(), bob()],
-            },
+            value: ServerControl::Roster { players: vec![alice(), bob()] },
             hex: concat!("03 02 ", alice_hex!(), " ", bob_hex!()),
         },
-        Vector {
-            name: "ServerControl::Roster(empty)",
-            value: ServerControl::Roster { players: vec![] },
-            hex: "03 00",
-        },
-        Vector {
-            name: "ServerControl::Kill",
-            value: ServerControl::Kill {
-                killer: 0,
-                victim: 1,
-            },
-            hex: "04 00 01",
-        },
+        Vector { name: "ServerControl::Roster(empty)", value: ServerControl::Roster { players: vec![] }, hex: "03 00" },
+        Vector { name: "ServerControl::Kill", value: ServerControl::Kill { killer: 0, victim: 1 }, hex: "04 00 01" },
         Vector {
             name: "ServerControl::MatchStarted",
-            value: ServerControl::MatchStarted {
-                match_id: MATCH,
-                kill_target: 50,
-            },
+            value: ServerControl::MatchStarted { match_id: MATCH, kill_target: 50 },
             hex: "05 1000112233445566778899aabbccddeeff 32",
         },
         Vector {
@@ -209,20 +162,8 @@ fn server_control() -> Vec<Vector<ServerControl>> {
                 match_id: MATCH,
                 winner: 0,
                 scoreboard: vec![
-                    ScoreLine {
-                        id: 0,
-                        account: ALICE,
-                        name: "alice".into(),
-                        kills: 50,
-                        deaths: 7,
-                    },
-                    ScoreLine {
-                        id: 1,
-                        account: BOB,
-                        name: "bob".into(),
-                        kills: 7,
-                        deaths: 50,
-                    },
+                    ScoreLine { id: 0, account: ALICE, name: "alice".into(), kills: 50, deaths: 7 },
+                    ScoreLine { id: 1, account: BOB, name: "bob".into(), kills: 7, deaths: 50 },
                 ],
                 vote_seconds: 15,
             }),
@@ -235,36 +176,22 @@ fn server_control() -> Vec<Vector<ServerControl>> {
         },
         Vector {
             name: "ServerControl::VoteState",
-            value: ServerControl::VoteState(VoteState {
-                yes: 3,
-                no: 1,
-                present: 5,
-                needed: 3,
-                remaining_ms: 12000,
-            }),
+            value: ServerControl::VoteState(VoteState { yes: 3, no: 1, present: 5, needed: 3, remaining_ms: 12000 }),
             hex: "07 03 01 05 03 e05d",
         },
         Vector {
             name: "ServerControl::LobbyClosed",
-            value: ServerControl::LobbyClosed {
-                reason: "vote failed".into(),
-            },
+            value: ServerControl::LobbyClosed { reason: "vote failed".into() },
             hex: "08 0b766f7465206661696c6564",
         },
         Vector {
             name: "ServerControl::Chat",
-            value: ServerControl::Chat {
-                from: 1,
-                name: "bob".into(),
-                text: "gg".into(),
-            },
+            value: ServerControl::Chat { from: 1, name: "bob".into(), text: "gg".into() },
             hex: "09 01 03626f62 026767",
         },
         Vector {
             name: "ServerControl::Kicked",
-            value: ServerControl::Kicked {
-                reason: "banned".into(),
-            },
+            value: ServerControl::Kicked { reason: "banned".into() },
             hex: "0a 0662616e6e6564",
         },
     ]
@@ -282,11 +209,7 @@ fn client_datagram() -> Vec<Vector<ClientDatagram>> {
                     aim: 16384,
                     view_tick: 998,
                 },
-                InputFrame {
-                    buttons: Buttons(Buttons::UP | Buttons::RIGHT),
-                    aim: 16500,
-                    view_tick: 1000,
-                },
+                InputFrame { buttons: Buttons(Buttons::UP | Buttons::RIGHT), aim: 16500, view_tick: 1000 },
             ],
         }),
         hex: "00 e807 29 02 19 808001 e607 09 f48001 e807",
@@ -301,33 +224,15 @@ fn server_datagram() -> Vec<Vector<ServerDatagram>> {
                 tick: 1000,
                 ack_seq: 42,
                 players: vec![
-                    PlayerSnap {
-                        id: 0,
-                        x: 1600,
-                        y: 1600,
-                        aim: 0,
-                        health: 100,
-                        flags: flags::ALIVE | flags::PROTECTED,
-                    },
-                    PlayerSnap {
-                        id: 1,
-                        x: 24000,
-                        y: 9600,
-                        aim: 32768,
-                        health: 35,
-                        flags: flags::ALIVE | flags::FIRED,
-                    },
+                    PlayerSnap { id: 0, x: 1600, y: 1600, aim: 0, health: 100, flags: flags::ALIVE | flags::PROTECTED },
+                    PlayerSnap { id: 1, x: 24000, y: 9600, aim: 32768, health: 35, flags: flags::ALIVE | flags::FIRED },
                 ],
             }),
             hex: "00 e807 2a 02 00 c00c c00c 00 64 03 01 c0bb01 804b 808002 23 05",
         },
         Vector {
             name: "ServerDatagram::Snapshot(empty)",
-            value: ServerDatagram::Snapshot(Snapshot {
-                tick: 1,
-                ack_seq: 0,
-                players: vec![],
-            }),
+            value: ServerDatagram::Snapshot(Snapshot { tick: 1, ack_seq: 0, players: vec![] }),
             hex: "00 01 00 00",
         },
     ]
@@ -372,10 +277,7 @@ fn every_variant_has_a_vector() {
         };
         seen[i] = true;
     }
-    assert!(
-        seen.iter().all(|s| *s),
-        "ClientControl variants without a vector: {seen:?}"
-    );
+    assert!(seen.iter().all(|s| *s), "ClientControl variants without a vector: {seen:?}");
     let mut seen = [false; 11];
     for v in server_control() {
         let i = match v.value {
@@ -393,10 +295,7 @@ fn every_variant_has_a_vector() {
         };
         seen[i] = true;
     }
-    assert!(
-        seen.iter().all(|s| *s),
-        "ServerControl variants without a vector: {seen:?}"
-    );
+    assert!(seen.iter().all(|s| *s), "ServerControl variants without a vector: {seen:?}");
     for v in client_datagram() {
         let ClientDatagram::Input(_) = v.value;
     }
@@ -430,20 +329,13 @@ const ERROR_CODES: [(u8, &str); 19] = [
 
 #[test]
 fn every_error_code() {
-    assert_eq!(
-        ErrorCode::ALL.len(),
-        ERROR_CODES.len(),
-        "a new error code needs a golden entry"
-    );
+    assert_eq!(ErrorCode::ALL.len(), ERROR_CODES.len(), "a new error code needs a golden entry");
     for (code, (index, name)) in ErrorCode::ALL.into_iter().zip(ERROR_CODES) {
         assert_eq!(code.as_str(), name);
         assert_eq!(code.to_string(), name);
         assert_eq!(codec::encode(&code, 1).unwrap(), [index], "{name}");
         assert_eq!(postcard::from_bytes::<ErrorCode>(&[index]).unwrap(), code);
-        let msg = ServerControl::Error {
-            code,
-            message: String::new(),
-        };
+        let msg = ServerControl::Error { code, message: String::new() };
         check(name, &msg, &format!("01 {index:02x} 00"), MAX_SERVER_FRAME);
     }
     // One past the last code is not a code.
@@ -452,11 +344,9 @@ fn every_error_code() {
 
 #[test]
 fn every_lobby_state() {
-    for (state, byte, name) in [
-        (LobbyState::Playing, 0u8, "playing"),
-        (LobbyState::Voting, 1, "voting"),
-        (LobbyState::Closing, 2, "closing"),
-    ] {
+    for (state, byte, name) in
+        [(LobbyState::Playing, 0u8, "playing"), (LobbyState::Voting, 1, "voting"), (LobbyState::Closing, 2, "closing")]
+    {
         assert_eq!(codec::encode(&state, 1).unwrap(), [byte]);
         assert_eq!(postcard::from_bytes::<LobbyState>(&[byte]).unwrap(), state);
         assert_eq!(state.as_str(), name);
@@ -465,39 +355,18 @@ fn every_lobby_state() {
 
 #[test]
 fn framed_vectors() {
-    let hello = ClientControl::Hello {
-        version: 1,
-        client: "loadgen/0.1".into(),
-    };
+    let hello = ClientControl::Hello { version: 1, client: "loadgen/0.1".into() };
     let framed = codec::encode_frame(&hello, MAX_CLIENT_FRAME).unwrap();
     assert_eq!(to_hex(&framed), "000e00010b6c6f616467656e2f302e31");
-    let (back, used) = codec::decode_frame::<ClientControl>(&framed, MAX_CLIENT_FRAME)
-        .unwrap()
-        .unwrap();
+    let (back, used) = codec::decode_frame::<ClientControl>(&framed, MAX_CLIENT_FRAME).unwrap().unwrap();
     assert_eq!((back, used), (hello, framed.len()));
 
     // Two frames back to back, read one at a time.
-    let stream = from_hex(
-        "0003040001 0001 04"
-            .split_whitespace()
-            .collect::<String>()
-            .as_str(),
-    )
-    .unwrap();
-    let (kill, used) = codec::decode_frame::<ServerControl>(&stream, MAX_SERVER_FRAME)
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        kill,
-        ServerControl::Kill {
-            killer: 0,
-            victim: 1
-        }
-    );
+    let stream = from_hex("0003040001 0001 04".split_whitespace().collect::<String>().as_str()).unwrap();
+    let (kill, used) = codec::decode_frame::<ServerControl>(&stream, MAX_SERVER_FRAME).unwrap().unwrap();
+    assert_eq!(kill, ServerControl::Kill { killer: 0, victim: 1 });
     assert_eq!(used, 5);
-    let (leave, used) = codec::decode_frame::<ClientControl>(&stream[5..], MAX_CLIENT_FRAME)
-        .unwrap()
-        .unwrap();
+    let (leave, used) = codec::decode_frame::<ClientControl>(&stream[5..], MAX_CLIENT_FRAME).unwrap().unwrap();
     assert_eq!((leave, used), (ClientControl::Leave, 3));
 }
 
@@ -506,83 +375,46 @@ fn framed_vectors() {
 #[test]
 fn refused_vectors() {
     let bytes = |h: &str| from_hex(&compact(h)).unwrap();
-    let malformed =
-        |r: Result<ClientControl, CodecError>| matches!(r, Err(CodecError::Malformed(_)));
+    let malformed = |r: Result<ClientControl, CodecError>| matches!(r, Err(CodecError::Malformed(_)));
     // Unknown variant index.
     assert!(malformed(codec::decode(&bytes("05"), MAX_CLIENT_FRAME)));
     // Truncated: Hello whose string claims 11 bytes but has 2.
-    assert!(malformed(codec::decode(
-        &bytes("00 01 0b 6c6f"),
-        MAX_CLIENT_FRAME
-    )));
+    assert!(malformed(codec::decode(&bytes("00 01 0b 6c6f"), MAX_CLIENT_FRAME)));
     // Invalid UTF-8 in a string.
-    assert!(malformed(codec::decode(
-        &bytes("02 01 ff"),
-        MAX_CLIENT_FRAME
-    )));
+    assert!(malformed(codec::decode(&bytes("02 01 ff"), MAX_CLIENT_FRAME)));
     // A bool other than 0 or 1.
     assert!(malformed(codec::decode(&bytes("03 02"), MAX_CLIENT_FRAME)));
     // Bytes after a complete message.
-    assert_eq!(
-        codec::decode::<ClientControl>(&bytes("04 00"), MAX_CLIENT_FRAME),
-        Err(CodecError::Trailing)
-    );
+    assert_eq!(codec::decode::<ClientControl>(&bytes("04 00"), MAX_CLIENT_FRAME), Err(CodecError::Trailing));
     // A control character in the client name breaks a field limit.
     assert_eq!(
         codec::decode::<ClientControl>(&bytes("00 01 01 07"), MAX_CLIENT_FRAME),
         Err(CodecError::Invalid("client name"))
     );
     // A varint longer than its type (u16 version of three bytes above 0xffff).
-    assert!(malformed(codec::decode(
-        &bytes("00 ffff07 00"),
-        MAX_CLIENT_FRAME
-    )));
+    assert!(malformed(codec::decode(&bytes("00 ffff07 00"), MAX_CLIENT_FRAME)));
 
     // Frames: a length above the limit is refused from the header alone.
     assert_eq!(
         codec::decode_frame::<ClientControl>(&bytes("1001"), MAX_CLIENT_FRAME),
-        Err(CodecError::TooLarge {
-            len: 0x1001,
-            max: MAX_CLIENT_FRAME
-        })
+        Err(CodecError::TooLarge { len: 0x1001, max: MAX_CLIENT_FRAME })
     );
     assert!(matches!(
         codec::decode_frame::<ClientControl>(&bytes("0000"), MAX_CLIENT_FRAME),
         Err(CodecError::Malformed(_))
     ));
     // An incomplete frame waits for more bytes.
-    assert_eq!(
-        codec::decode_frame::<ClientControl>(&bytes("0003 0400"), MAX_CLIENT_FRAME),
-        Ok(None)
-    );
-    assert_eq!(
-        codec::decode_frame::<ClientControl>(&bytes("00"), MAX_CLIENT_FRAME),
-        Ok(None)
-    );
+    assert_eq!(codec::decode_frame::<ClientControl>(&bytes("0003 0400"), MAX_CLIENT_FRAME), Ok(None));
+    assert_eq!(codec::decode_frame::<ClientControl>(&bytes("00"), MAX_CLIENT_FRAME), Ok(None));
 
     // Inputs: no frames, sequence 0, unknown button bits, more than 8 frames.
     let input = |h: &str| codec::decode::<ClientDatagram>(&bytes(h), MAX_INPUT_BYTES);
-    assert_eq!(
-        input("00 00 01 00"),
-        Err(CodecError::Invalid("input frame count"))
-    );
-    assert_eq!(
-        input("00 00 00 01 000000"),
-        Err(CodecError::Invalid("input sequence"))
-    );
-    assert_eq!(
-        input("00 00 01 01 200000"),
-        Err(CodecError::Invalid("input buttons"))
-    );
-    assert!(matches!(
-        input(&format!("00 00 01 09 {}", "000000".repeat(9))),
-        Err(CodecError::Malformed(_))
-    ));
+    assert_eq!(input("00 00 01 00"), Err(CodecError::Invalid("input frame count")));
+    assert_eq!(input("00 00 00 01 000000"), Err(CodecError::Invalid("input sequence")));
+    assert_eq!(input("00 00 01 01 200000"), Err(CodecError::Invalid("input buttons")));
+    assert!(matches!(input(&format!("00 00 01 09 {}", "000000".repeat(9))), Err(CodecError::Malformed(_))));
     // Snapshots: more than 32 players.
-    let snap = codec::decode::<ServerDatagram>(
-        &bytes(&format!("00 01 00 21 {}", "00".repeat(33 * 9))),
-        2048,
-    );
+    let snap = codec::decode::<ServerDatagram>(&bytes(&format!("00 01 00 21 {}", "00".repeat(33 * 9))), 2048);
     assert!(matches!(snap, Err(CodecError::Malformed(_))), "{snap:?}");
 }
 
@@ -594,43 +426,14 @@ fn documented_limits() {
     assert_eq!(protocol::PROTOCOL_VERSION, 1);
     assert_eq!(protocol::ALPN, b"trespasser/1");
     assert_eq!(protocol::MAX_PLAYERS_PER_LOBBY, 32);
+    assert_eq!((MAX_CLIENT_FRAME, MAX_SERVER_FRAME, codec::FRAME_HEADER), (4096, 16384, 2));
+    assert_eq!((MAX_INPUT_BYTES, MAX_SNAPSHOT_BYTES, MAX_INPUT_FRAMES, DEFAULT_INPUT_REDUNDANCY), (128, 1024, 8, 4));
     assert_eq!(
-        (MAX_CLIENT_FRAME, MAX_SERVER_FRAME, codec::FRAME_HEADER),
-        (4096, 16384, 2)
-    );
-    assert_eq!(
-        (
-            MAX_INPUT_BYTES,
-            MAX_SNAPSHOT_BYTES,
-            MAX_INPUT_FRAMES,
-            DEFAULT_INPUT_REDUNDANCY
-        ),
-        (128, 1024, 8, 4)
-    );
-    assert_eq!(
-        (
-            MAX_CHAT_BYTES,
-            MAX_NAME_BYTES,
-            MAX_TICKET_BYTES,
-            MAX_ID_BYTES,
-            MAX_MESSAGE_BYTES
-        ),
+        (MAX_CHAT_BYTES, MAX_NAME_BYTES, MAX_TICKET_BYTES, MAX_ID_BYTES, MAX_MESSAGE_BYTES),
         (200, 32, 2048, 32, 256)
     );
-    assert_eq!(
-        (
-            Buttons::UP,
-            Buttons::DOWN,
-            Buttons::LEFT,
-            Buttons::RIGHT,
-            Buttons::FIRE
-        ),
-        (1, 2, 4, 8, 16)
-    );
-    assert_eq!(
-        (flags::ALIVE, flags::PROTECTED, flags::FIRED, flags::AWAY),
-        (1, 2, 4, 8)
-    );
+    assert_eq!((Buttons::UP, Buttons::DOWN, Buttons::LEFT, Buttons::RIGHT, Buttons::FIRE), (1, 2, 4, 8, 16));
+    assert_eq!((flags::ALIVE, flags::PROTECTED, flags::FIRED, flags::AWAY), (1, 2, 4, 8));
     assert_eq!(protocol::movement::SUBUNITS, 16);
 }
 
@@ -652,10 +455,7 @@ fn claims() -> JoinClaims {
     JoinClaims {
         sub: ALICE,
         name: "alice".into(),
-        cosmetics: Cosmetics {
-            badge: Some("supporter".into()),
-            name_color: None,
-        },
+        cosmetics: Cosmetics { badge: Some("supporter".into()), name_color: None },
         target: JoinTarget::Mode("deathmatch".into()),
         aud: "local".into(),
         iat: 1_700_000_000,
@@ -682,29 +482,17 @@ const GOLDEN_TICKET: &str = concat!(
 #[test]
 fn join_claims_json_shape() {
     assert_eq!(serde_json::to_string(&claims()).unwrap(), CLAIMS_JSON);
-    assert_eq!(
-        serde_json::from_str::<JoinClaims>(CLAIMS_JSON).unwrap(),
-        claims()
-    );
+    assert_eq!(serde_json::from_str::<JoinClaims>(CLAIMS_JSON).unwrap(), claims());
     let lobby = JoinTarget::Lobby(300);
     assert_eq!(serde_json::to_string(&lobby).unwrap(), r#"{"lobby":300}"#);
-    assert_eq!(
-        serde_json::from_str::<JoinTarget>(r#"{"lobby":300}"#).unwrap(),
-        lobby
-    );
+    assert_eq!(serde_json::from_str::<JoinTarget>(r#"{"lobby":300}"#).unwrap(), lobby);
     // Minters may omit cosmetics, order fields freely and add registered
     // claims the node does not use.
     let minimal = r#"{"jti":"5eed0000-0000-4000-8000-000000000003","exp":1700000030,"iat":1700000000,
         "aud":"local","target":{"mode":"deathmatch"},"name":"alice","nbf":1700000000,
         "sub":"a11ce000-0000-4000-8000-000000000001"}"#;
     let parsed: JoinClaims = serde_json::from_str(minimal).unwrap();
-    assert_eq!(
-        parsed,
-        JoinClaims {
-            cosmetics: Cosmetics::default(),
-            ..claims()
-        }
-    );
+    assert_eq!(parsed, JoinClaims { cosmetics: Cosmetics::default(), ..claims() });
 }
 
 #[test]
@@ -729,21 +517,13 @@ fn doc_vectors(doc: &str) -> BTreeMap<String, String> {
     let mut name = None;
     let mut hex: Option<String> = None;
     for line in doc.lines() {
-        if let Some(n) = line
-            .strip_prefix("#### `")
-            .and_then(|l| l.strip_suffix('`'))
-        {
+        if let Some(n) = line.strip_prefix("#### `").and_then(|l| l.strip_suffix('`')) {
             name = Some(n.to_string());
         } else if line.trim() == "```hex" {
             hex = Some(String::new());
         } else if line.trim() == "```" && hex.is_some() {
-            let n = name
-                .take()
-                .expect("a ```hex block follows a #### `name` heading");
-            assert!(
-                out.insert(n.clone(), hex.take().unwrap()).is_none(),
-                "{n} listed twice"
-            );
+            let n = name.take().expect("a ```hex block follows a #### `name` heading");
+            assert!(out.insert(n.clone(), hex.take().unwrap()).is_none(), "{n} listed twice");
         } else if let Some(h) = hex.as_mut() {
             h.push_str(&compact(line));
         }
@@ -767,21 +547,11 @@ fn golden_md_lists_every_vector() {
     for v in server_datagram() {
         want.insert(v.name.to_string(), compact(v.hex));
     }
-    assert_eq!(
-        doc_vectors(doc),
-        want,
-        "GOLDEN.md and tests/golden.rs disagree"
-    );
+    assert_eq!(doc_vectors(doc), want, "GOLDEN.md and tests/golden.rs disagree");
     for (index, name) in ERROR_CODES {
         let row = format!("| {index} | `{name}` |");
-        assert!(
-            doc.contains(&row),
-            "GOLDEN.md lacks the error code row {row}"
-        );
+        assert!(doc.contains(&row), "GOLDEN.md lacks the error code row {row}");
     }
     assert!(doc.contains(CLAIMS_JSON), "GOLDEN.md lacks the claims JSON");
-    assert!(
-        doc.contains(GOLDEN_TICKET),
-        "GOLDEN.md lacks the golden ticket"
-    );
+    assert!(doc.contains(GOLDEN_TICKET), "GOLDEN.md lacks the golden ticket");
 }

@@ -3,9 +3,7 @@
 
 use std::path::PathBuf;
 
-use protocol::map::{
-    MAX_SIDE, MAX_SPAWNS, MAX_WALLS, MIN_SIDE, MIN_WALL_THICKNESS, Map, MapError, Rect,
-};
+use protocol::map::{MAX_SIDE, MAX_SPAWNS, MAX_WALLS, MIN_SIDE, MIN_WALL_THICKNESS, Map, MapError, Rect};
 use protocol::movement::{PLAYER_HALF_SIZE, SUBUNITS};
 
 fn maps_dir() -> PathBuf {
@@ -21,20 +19,12 @@ fn every_shipped_map_is_valid() {
             let text = std::fs::read_to_string(&path).unwrap();
             let map = Map::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             // The file name is the map's name, so `--map NAME` finds it.
-            assert_eq!(
-                path.file_stem().unwrap().to_str().unwrap(),
-                map.name,
-                "{}",
-                path.display()
-            );
+            assert_eq!(path.file_stem().unwrap().to_str().unwrap(), map.name, "{}", path.display());
             names.push(map.name);
         }
     }
     names.sort();
-    assert!(
-        names.contains(&"arena".to_string()) && names.contains(&"duel".to_string()),
-        "{names:?}"
-    );
+    assert!(names.contains(&"arena".to_string()) && names.contains(&"duel".to_string()), "{names:?}");
 }
 
 #[test]
@@ -43,19 +33,13 @@ fn builtin_arena_is_the_shipped_file() {
     let arena = Map::builtin_arena();
     assert_eq!(Map::parse(&file).unwrap(), arena);
     // What maps/README.md says about it.
-    assert_eq!(
-        (arena.name.as_str(), arena.width, arena.height),
-        ("arena", 1600, 1200)
-    );
+    assert_eq!((arena.name.as_str(), arena.width, arena.height), ("arena", 1600, 1200));
     assert_eq!((arena.walls.len(), arena.spawns.len()), (7, 10));
 }
 
 #[test]
 fn documented_limits() {
-    assert_eq!(
-        (MIN_SIDE, MAX_SIDE, MIN_WALL_THICKNESS, MAX_WALLS),
-        (256, 4000, 16, 256)
-    );
+    assert_eq!((MIN_SIDE, MAX_SIDE, MIN_WALL_THICKNESS, MAX_WALLS), (256, 4000, 16, 256));
     assert_eq!((protocol::map::MIN_SPAWNS, MAX_SPAWNS), (2, 64));
     assert_eq!((SUBUNITS, PLAYER_HALF_SIZE / SUBUNITS), (16, 14));
 }
@@ -120,15 +104,9 @@ fn unknown_fields_are_refused() {
     assert!(msg.contains("unknown field `floor`"), "{msg}");
 
     // Inside walls and spawns too: a typo must not silently drop a field.
-    let (_, msg) = error(&variant(set(
-        "walls",
-        "[{ x = 400, y = 300, w = 200, h = 32, d = 5 }]".into(),
-    )));
+    let (_, msg) = error(&variant(set("walls", "[{ x = 400, y = 300, w = 200, h = 32, d = 5 }]".into())));
     assert!(msg.contains("unknown field `d`"), "{msg}");
-    let (_, msg) = error(&variant(set(
-        "spawns",
-        "[{ x = 100, y = 100, z = 1 }, { x = 900, y = 700 }]".into(),
-    )));
+    let (_, msg) = error(&variant(set("spawns", "[{ x = 100, y = 100, z = 1 }, { x = 900, y = 700 }]".into())));
     assert!(msg.contains("unknown field `z`"), "{msg}");
 }
 
@@ -137,10 +115,7 @@ fn bad_names_are_refused() {
     for bad in ["", "Arena", "my arena", "arena!", "été", &"a".repeat(33)] {
         let (e, msg) = error(&variant(set("name", format!("{bad:?}"))));
         assert_eq!(e, MapError::Name(bad.to_string()));
-        assert!(
-            msg.contains("must be 1-32 characters of a-z, 0-9, '-' or '_'"),
-            "{msg}"
-        );
+        assert!(msg.contains("must be 1-32 characters of a-z, 0-9, '-' or '_'"), "{msg}");
     }
     for good in ["a", "dust-2", "big_arena_01", &"a".repeat(32)] {
         Map::parse(&variant(set("name", format!("{good:?}")))).unwrap();
@@ -149,29 +124,14 @@ fn bad_names_are_refused() {
 
 #[test]
 fn sizes_outside_the_limits_are_refused() {
-    for (w, h) in [
-        (MIN_SIDE - 1, 800),
-        (1000, MIN_SIDE - 1),
-        (MAX_SIDE + 1, 800),
-        (1000, 0),
-        (-1000, 800),
-    ] {
+    for (w, h) in [(MIN_SIDE - 1, 800), (1000, MIN_SIDE - 1), (MAX_SIDE + 1, 800), (1000, 0), (-1000, 800)] {
         let text = variant(|l| {
             set("width", w.to_string())(l);
             set("height", h.to_string())(l);
         });
         let (e, msg) = error(&text);
-        assert_eq!(
-            e,
-            MapError::Size {
-                width: w,
-                height: h
-            }
-        );
-        assert_eq!(
-            msg,
-            format!("map size {w}x{h} is outside 256..=4000 units per side")
-        );
+        assert_eq!(e, MapError::Size { width: w, height: h });
+        assert_eq!(msg, format!("map size {w}x{h} is outside 256..=4000 units per side"));
     }
     // Both limits are inclusive.
     let square = |side: i32| {
@@ -187,13 +147,7 @@ fn sizes_outside_the_limits_are_refused() {
 fn too_many_walls_are_refused() {
     let walls = |n: usize| {
         let ws: Vec<String> = (0..n)
-            .map(|i| {
-                format!(
-                    "{{ x = {}, y = {}, w = 16, h = 16 }}",
-                    200 + (i % 30) * 20,
-                    200 + (i / 30) * 20
-                )
-            })
+            .map(|i| format!("{{ x = {}, y = {}, w = 16, h = 16 }}", 200 + (i % 30) * 20, 200 + (i / 30) * 20))
             .collect();
         format!("[{}]", ws.join(", "))
     };
@@ -206,51 +160,27 @@ fn too_many_walls_are_refused() {
 #[test]
 fn thin_walls_are_refused() {
     for (w, h) in [(15, 100), (100, 15), (0, 100), (100, -5)] {
-        let rect = Rect {
-            x: 400,
-            y: 300,
-            w,
-            h,
-        };
+        let rect = Rect { x: 400, y: 300, w, h };
         let text = variant(set(
             "walls",
-            format!(
-                "[{{ x = 10, y = 10, w = 20, h = 20 }}, {{ x = 400, y = 300, w = {w}, h = {h} }}]"
-            ),
+            format!("[{{ x = 10, y = 10, w = 20, h = 20 }}, {{ x = 400, y = 300, w = {w}, h = {h} }}]"),
         ));
         let (e, msg) = error(&text);
         assert_eq!(e, MapError::Wall { index: 1, rect });
         assert!(msg.starts_with("wall #1 "), "{msg}");
         assert!(msg.contains("thinner than 16 units"), "{msg}");
     }
-    Map::parse(&variant(set(
-        "walls",
-        "[{ x = 400, y = 300, w = 16, h = 16 }]".into(),
-    )))
-    .unwrap();
+    Map::parse(&variant(set("walls", "[{ x = 400, y = 300, w = 16, h = 16 }]".into()))).unwrap();
 }
 
 #[test]
 fn walls_outside_the_map_are_refused() {
-    for (x, y, w, h) in [
-        (-1, 300, 100, 100),
-        (300, -20, 100, 100),
-        (950, 300, 51, 100),
-        (300, 790, 100, 11),
-        (300, 700, 100, 101),
-    ] {
-        let text = variant(set(
-            "walls",
-            format!("[{{ x = {x}, y = {y}, w = {w}, h = {h} }}]"),
-        ));
+    for (x, y, w, h) in
+        [(-1, 300, 100, 100), (300, -20, 100, 100), (950, 300, 51, 100), (300, 790, 100, 11), (300, 700, 100, 101)]
+    {
+        let text = variant(set("walls", format!("[{{ x = {x}, y = {y}, w = {w}, h = {h} }}]")));
         let (e, msg) = error(&text);
-        assert_eq!(
-            e,
-            MapError::Wall {
-                index: 0,
-                rect: Rect { x, y, w, h }
-            }
-        );
+        assert_eq!(e, MapError::Wall { index: 0, rect: Rect { x, y, w, h } });
         assert!(msg.contains("outside the map"), "{msg}");
     }
     // Flush with the edges is inside.
@@ -265,36 +195,13 @@ fn walls_outside_the_map_are_refused() {
 fn huge_coordinates_are_refused_without_overflow() {
     // Sums like x + w and products like x * 16 would overflow i32 here.
     let big = i32::MAX;
-    for (x, y, w, h) in [
-        (big, 0, 16, 16),
-        (0, big - 10, 16, 100),
-        (900, 300, big, 16),
-        (big - 5, big - 5, big, big),
-    ] {
-        let text = variant(set(
-            "walls",
-            format!("[{{ x = {x}, y = {y}, w = {w}, h = {h} }}]"),
-        ));
+    for (x, y, w, h) in [(big, 0, 16, 16), (0, big - 10, 16, 100), (900, 300, big, 16), (big - 5, big - 5, big, big)] {
+        let text = variant(set("walls", format!("[{{ x = {x}, y = {y}, w = {w}, h = {h} }}]")));
         let (e, _) = error(&text);
-        assert_eq!(
-            e,
-            MapError::Wall {
-                index: 0,
-                rect: Rect { x, y, w, h }
-            }
-        );
+        assert_eq!(e, MapError::Wall { index: 0, rect: Rect { x, y, w, h } });
     }
-    for (x, y) in [
-        (big, 100),
-        (100, big),
-        (i32::MIN, 100),
-        (200_000_000, 100),
-        (100, -200_000_000),
-    ] {
-        let text = variant(set(
-            "spawns",
-            format!("[{{ x = 100, y = 100 }}, {{ x = {x}, y = {y} }}]"),
-        ));
+    for (x, y) in [(big, 100), (100, big), (i32::MIN, 100), (200_000_000, 100), (100, -200_000_000)] {
+        let text = variant(set("spawns", format!("[{{ x = 100, y = 100 }}, {{ x = {x}, y = {y} }}]")));
         let (e, _) = error(&text);
         assert_eq!(e, MapError::Spawn { index: 1, x, y });
     }
@@ -303,15 +210,8 @@ fn huge_coordinates_are_refused_without_overflow() {
 #[test]
 fn spawn_counts_outside_the_limits_are_refused() {
     let spawns = |n: usize| {
-        let ps: Vec<String> = (0..n)
-            .map(|i| {
-                format!(
-                    "{{ x = {}, y = {} }}",
-                    50 + (i % 10) * 40,
-                    50 + (i / 10) * 40
-                )
-            })
-            .collect();
+        let ps: Vec<String> =
+            (0..n).map(|i| format!("{{ x = {}, y = {} }}", 50 + (i % 10) * 40, 50 + (i / 10) * 40)).collect();
         format!("[{}]", ps.join(", "))
     };
     for n in [0, 1, MAX_SPAWNS + 1] {
@@ -326,51 +226,27 @@ fn spawn_counts_outside_the_limits_are_refused() {
 fn spawns_inside_walls_are_refused() {
     // The wall spans x 400..600, y 300..332; a player is 28 units square.
     for (x, y) in [(500, 316), (400, 300), (387, 316), (500, 345)] {
-        let text = variant(set(
-            "spawns",
-            format!("[{{ x = 100, y = 100 }}, {{ x = {x}, y = {y} }}]"),
-        ));
+        let text = variant(set("spawns", format!("[{{ x = 100, y = 100 }}, {{ x = {x}, y = {y} }}]")));
         let (e, msg) = error(&text);
         assert_eq!(e, MapError::Spawn { index: 1, x, y });
-        assert_eq!(
-            msg,
-            format!("spawn point #1 ({x}, {y}) is too close to the edge or inside a wall")
-        );
+        assert_eq!(msg, format!("spawn point #1 ({x}, {y}) is too close to the edge or inside a wall"));
     }
     // Touching the wall is allowed.
     for (x, y) in [(386, 316), (614, 316), (500, 286), (500, 346)] {
-        Map::parse(&variant(set(
-            "spawns",
-            format!("[{{ x = 100, y = 100 }}, {{ x = {x}, y = {y} }}]"),
-        )))
-        .unwrap();
+        Map::parse(&variant(set("spawns", format!("[{{ x = 100, y = 100 }}, {{ x = {x}, y = {y} }}]")))).unwrap();
     }
 }
 
 #[test]
 fn spawns_at_the_edge_are_refused() {
-    for (x, y) in [
-        (13, 100),
-        (100, 13),
-        (987, 100),
-        (100, 787),
-        (-5, 100),
-        (1000, 800),
-    ] {
-        let text = variant(set(
-            "spawns",
-            format!("[{{ x = {x}, y = {y} }}, {{ x = 900, y = 700 }}]"),
-        ));
+    for (x, y) in [(13, 100), (100, 13), (987, 100), (100, 787), (-5, 100), (1000, 800)] {
+        let text = variant(set("spawns", format!("[{{ x = {x}, y = {y} }}, {{ x = 900, y = 700 }}]")));
         let (e, msg) = error(&text);
         assert_eq!(e, MapError::Spawn { index: 0, x, y });
         assert!(msg.contains("too close to the edge"), "{msg}");
     }
     // Half a player (14 units) from the edge is the closest allowed.
-    Map::parse(&variant(set(
-        "spawns",
-        "[{ x = 14, y = 14 }, { x = 986, y = 786 }]".into(),
-    )))
-    .unwrap();
+    Map::parse(&variant(set("spawns", "[{ x = 14, y = 14 }, { x = 986, y = 786 }]".into()))).unwrap();
 }
 
 #[test]

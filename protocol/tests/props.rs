@@ -10,13 +10,12 @@ use proptest::test_runner::Config;
 
 use protocol::codec::{self, CodecError, MAX_CLIENT_FRAME, MAX_SERVER_FRAME};
 use protocol::control::{
-    ClientControl, Cosmetics, ErrorCode, LobbyInfo, LobbyJoined, LobbyState, MAX_CHAT_BYTES,
-    MAX_ID_BYTES, MAX_MESSAGE_BYTES, MAX_NAME_BYTES, MAX_TICKET_BYTES, MatchEnded, RosterEntry,
-    ScoreLine, ServerControl, VoteState,
+    ClientControl, Cosmetics, ErrorCode, LobbyInfo, LobbyJoined, LobbyState, MAX_CHAT_BYTES, MAX_ID_BYTES,
+    MAX_MESSAGE_BYTES, MAX_NAME_BYTES, MAX_TICKET_BYTES, MatchEnded, RosterEntry, ScoreLine, ServerControl, VoteState,
 };
 use protocol::datagram::{
-    Buttons, ClientDatagram, InputFrame, InputPacket, MAX_INPUT_BYTES, MAX_INPUT_FRAMES,
-    MAX_SNAPSHOT_BYTES, PlayerSnap, ServerDatagram, Snapshot,
+    Buttons, ClientDatagram, InputFrame, InputPacket, MAX_INPUT_BYTES, MAX_INPUT_FRAMES, MAX_SNAPSHOT_BYTES,
+    PlayerSnap, ServerDatagram, Snapshot,
 };
 use protocol::map::{MIN_WALL_THICKNESS, Map, Rect};
 use protocol::movement::{self, MAX_TICK_RATE, MIN_TICK_RATE, PLAYER_HALF_SIZE, Pos, SUBUNITS};
@@ -126,27 +125,15 @@ fn map_like_text() -> impl Strategy<Value = String> {
         "[a-z_-]{0,40}".prop_map(|n| format!("name = \"{n}\"")),
         number.clone().prop_map(|n| format!("width = {n}")),
         number.clone().prop_map(|n| format!("height = {n}")),
-        proptest::collection::vec(
-            (
-                number.clone(),
-                number.clone(),
-                number.clone(),
-                number.clone()
-            ),
-            0..5
-        )
-        .prop_map(|ws| {
-            let ws: Vec<String> = ws
-                .into_iter()
-                .map(|(x, y, w, h)| format!("{{ x = {x}, y = {y}, w = {w}, h = {h} }}"))
-                .collect();
-            format!("walls = [{}]", ws.join(", "))
-        }),
+        proptest::collection::vec((number.clone(), number.clone(), number.clone(), number.clone()), 0..5).prop_map(
+            |ws| {
+                let ws: Vec<String> =
+                    ws.into_iter().map(|(x, y, w, h)| format!("{{ x = {x}, y = {y}, w = {w}, h = {h} }}")).collect();
+                format!("walls = [{}]", ws.join(", "))
+            }
+        ),
         proptest::collection::vec((number.clone(), number), 0..5).prop_map(|ps| {
-            let ps: Vec<String> = ps
-                .into_iter()
-                .map(|(x, y)| format!("{{ x = {x}, y = {y} }}"))
-                .collect();
+            let ps: Vec<String> = ps.into_iter().map(|(x, y)| format!("{{ x = {x}, y = {y} }}")).collect();
             format!("spawns = [{}]", ps.join(", "))
         }),
         ".{0,20}",
@@ -161,9 +148,8 @@ fn ticket_like_text() -> impl Strategy<Value = String> {
         ".{0,300}",
         "[A-Za-z0-9_-]{0,80}\\.[A-Za-z0-9_-]{0,200}\\.[A-Za-z0-9_-]{0,60}",
         // Real headers in front of garbage, to get past the header check.
-        "[A-Za-z0-9_-]{0,200}\\.[A-Za-z0-9_-]{0,60}".prop_map(|rest| format!(
-            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6ImRldiJ9.{rest}"
-        )),
+        "[A-Za-z0-9_-]{0,200}\\.[A-Za-z0-9_-]{0,60}"
+            .prop_map(|rest| format!("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6ImRldiJ9.{rest}")),
         (0usize..5000).prop_map(|n| "a".repeat(n)),
     ]
 }
@@ -177,14 +163,12 @@ fn ticket_like_text() -> impl Strategy<Value = String> {
 fn text(max_bytes: usize) -> impl Strategy<Value = String> {
     // `\PC` excludes all of Unicode's C categories, a superset of the control
     // characters `check_text` refuses.
-    proptest::string::string_regex(&format!("\\PC{{0,{max_bytes}}}"))
-        .unwrap()
-        .prop_map(move |mut s| {
-            while s.len() > max_bytes {
-                s.pop();
-            }
-            s
-        })
+    proptest::string::string_regex(&format!("\\PC{{0,{max_bytes}}}")).unwrap().prop_map(move |mut s| {
+        while s.len() > max_bytes {
+            s.pop();
+        }
+        s
+    })
 }
 
 fn uuid() -> impl Strategy<Value = uuid::Uuid> {
@@ -196,34 +180,22 @@ fn player_id() -> impl Strategy<Value = PlayerId> {
 }
 
 fn cosmetics() -> impl Strategy<Value = Cosmetics> {
-    (
-        proptest::option::of(text(MAX_ID_BYTES)),
-        proptest::option::of(text(MAX_ID_BYTES)),
-    )
+    (proptest::option::of(text(MAX_ID_BYTES)), proptest::option::of(text(MAX_ID_BYTES)))
         .prop_map(|(badge, name_color)| Cosmetics { badge, name_color })
 }
 
 fn roster_entry() -> impl Strategy<Value = RosterEntry> {
-    (
-        player_id(),
-        uuid(),
-        text(MAX_NAME_BYTES),
-        cosmetics(),
-        any::<u16>(),
-        any::<u16>(),
-        any::<bool>(),
+    (player_id(), uuid(), text(MAX_NAME_BYTES), cosmetics(), any::<u16>(), any::<u16>(), any::<bool>()).prop_map(
+        |(id, account, name, cosmetics, kills, deaths, connected)| RosterEntry {
+            id,
+            account,
+            name,
+            cosmetics,
+            kills,
+            deaths,
+            connected,
+        },
     )
-        .prop_map(
-            |(id, account, name, cosmetics, kills, deaths, connected)| RosterEntry {
-                id,
-                account,
-                name,
-                cosmetics,
-                kills,
-                deaths,
-                connected,
-            },
-        )
 }
 
 fn roster() -> impl Strategy<Value = Vec<RosterEntry>> {
@@ -231,11 +203,7 @@ fn roster() -> impl Strategy<Value = Vec<RosterEntry>> {
 }
 
 fn lobby_state() -> impl Strategy<Value = LobbyState> {
-    prop_oneof![
-        Just(LobbyState::Playing),
-        Just(LobbyState::Voting),
-        Just(LobbyState::Closing)
-    ]
+    prop_oneof![Just(LobbyState::Playing), Just(LobbyState::Voting), Just(LobbyState::Closing)]
 }
 
 fn error_code() -> impl Strategy<Value = ErrorCode> {
@@ -244,8 +212,7 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
 
 fn client_control() -> impl Strategy<Value = ClientControl> {
     prop_oneof![
-        (any::<u16>(), text(MAX_NAME_BYTES))
-            .prop_map(|(version, client)| ClientControl::Hello { version, client }),
+        (any::<u16>(), text(MAX_NAME_BYTES)).prop_map(|(version, client)| ClientControl::Hello { version, client }),
         text(MAX_TICKET_BYTES).prop_map(|ticket| ClientControl::Join { ticket }),
         // The codec's bound for chat is 4x the lobby's rule, for the lobby to
         // answer with a clear error.
@@ -256,110 +223,55 @@ fn client_control() -> impl Strategy<Value = ClientControl> {
 }
 
 fn lobby_joined() -> impl Strategy<Value = LobbyJoined> {
-    let lobby = (
-        any::<u64>(),
-        text(MAX_ID_BYTES),
-        any::<u8>(),
-        any::<u8>(),
-        lobby_state(),
+    let lobby = (any::<u64>(), text(MAX_ID_BYTES), any::<u8>(), any::<u8>(), lobby_state())
+        .prop_map(|(id, mode, players, max_players, state)| LobbyInfo { id, mode, players, max_players, state });
+    (lobby, player_id(), text(MAX_ID_BYTES), uuid(), any::<u16>(), any::<bool>(), roster()).prop_map(
+        |(lobby, you, map, match_id, kill_target, resumed, roster)| LobbyJoined {
+            lobby,
+            you,
+            map,
+            match_id,
+            kill_target,
+            resumed,
+            roster,
+        },
     )
-        .prop_map(|(id, mode, players, max_players, state)| LobbyInfo {
-            id,
-            mode,
-            players,
-            max_players,
-            state,
-        });
-    (
-        lobby,
-        player_id(),
-        text(MAX_ID_BYTES),
-        uuid(),
-        any::<u16>(),
-        any::<bool>(),
-        roster(),
-    )
-        .prop_map(
-            |(lobby, you, map, match_id, kill_target, resumed, roster)| LobbyJoined {
-                lobby,
-                you,
-                map,
-                match_id,
-                kill_target,
-                resumed,
-                roster,
-            },
-        )
 }
 
 fn match_ended() -> impl Strategy<Value = MatchEnded> {
-    let line = (
-        player_id(),
-        uuid(),
-        text(MAX_NAME_BYTES),
-        any::<u16>(),
-        any::<u16>(),
+    let line = (player_id(), uuid(), text(MAX_NAME_BYTES), any::<u16>(), any::<u16>())
+        .prop_map(|(id, account, name, kills, deaths)| ScoreLine { id, account, name, kills, deaths });
+    (uuid(), player_id(), proptest::collection::vec(line, 0..=MAX_PLAYERS_PER_LOBBY), any::<u16>()).prop_map(
+        |(match_id, winner, scoreboard, vote_seconds)| MatchEnded { match_id, winner, scoreboard, vote_seconds },
     )
-        .prop_map(|(id, account, name, kills, deaths)| ScoreLine {
-            id,
-            account,
-            name,
-            kills,
-            deaths,
-        });
-    (
-        uuid(),
-        player_id(),
-        proptest::collection::vec(line, 0..=MAX_PLAYERS_PER_LOBBY),
-        any::<u16>(),
-    )
-        .prop_map(|(match_id, winner, scoreboard, vote_seconds)| MatchEnded {
-            match_id,
-            winner,
-            scoreboard,
-            vote_seconds,
-        })
 }
 
 fn server_control() -> impl Strategy<Value = ServerControl> {
     prop_oneof![
-        (any::<u16>(), text(2 * MAX_ID_BYTES), any::<u16>()).prop_map(
-            |(version, node_id, tick_rate)| ServerControl::Welcome {
-                version,
-                node_id,
-                tick_rate
-            }
-        ),
-        (error_code(), text(MAX_MESSAGE_BYTES))
-            .prop_map(|(code, message)| ServerControl::Error { code, message }),
+        (any::<u16>(), text(2 * MAX_ID_BYTES), any::<u16>())
+            .prop_map(|(version, node_id, tick_rate)| ServerControl::Welcome { version, node_id, tick_rate }),
+        (error_code(), text(MAX_MESSAGE_BYTES)).prop_map(|(code, message)| ServerControl::Error { code, message }),
         lobby_joined().prop_map(ServerControl::LobbyJoined),
         roster().prop_map(|players| ServerControl::Roster { players }),
-        (player_id(), player_id())
-            .prop_map(|(killer, victim)| ServerControl::Kill { killer, victim }),
-        (uuid(), any::<u16>()).prop_map(|(match_id, kill_target)| ServerControl::MatchStarted {
-            match_id,
-            kill_target
-        }),
+        (player_id(), player_id()).prop_map(|(killer, victim)| ServerControl::Kill { killer, victim }),
+        (uuid(), any::<u16>())
+            .prop_map(|(match_id, kill_target)| ServerControl::MatchStarted { match_id, kill_target }),
         match_ended().prop_map(ServerControl::MatchEnded),
-        (
-            any::<u8>(),
-            any::<u8>(),
-            any::<u8>(),
-            any::<u8>(),
-            any::<u32>()
-        )
-            .prop_map(
-                |(yes, no, present, needed, remaining_ms)| ServerControl::VoteState(VoteState {
-                    yes,
-                    no,
-                    present,
-                    needed,
-                    remaining_ms
-                })
-            ),
+        (any::<u8>(), any::<u8>(), any::<u8>(), any::<u8>(), any::<u32>()).prop_map(
+            |(yes, no, present, needed, remaining_ms)| ServerControl::VoteState(VoteState {
+                yes,
+                no,
+                present,
+                needed,
+                remaining_ms
+            })
+        ),
         text(MAX_MESSAGE_BYTES).prop_map(|reason| ServerControl::LobbyClosed { reason }),
-        (player_id(), text(MAX_NAME_BYTES), text(MAX_CHAT_BYTES))
-            .prop_map(|(from, name, text)| ServerControl::Chat { from, name, text }),
+        (player_id(), text(MAX_NAME_BYTES), text(MAX_CHAT_BYTES)).prop_map(|(from, name, text)| ServerControl::Chat {
+            from,
+            name,
+            text
+        }),
         text(MAX_MESSAGE_BYTES).prop_map(|reason| ServerControl::Kicked { reason }),
     ]
 }
@@ -378,11 +290,7 @@ fn input_packet() -> impl Strategy<Value = InputPacket> {
         1..=u32::MAX - MAX_INPUT_FRAMES as u32,
         proptest::collection::vec(input_frame(), 1..=MAX_INPUT_FRAMES),
     )
-        .prop_map(|(ack_tick, first_seq, frames)| InputPacket {
-            ack_tick,
-            first_seq,
-            frames,
-        })
+        .prop_map(|(ack_tick, first_seq, frames)| InputPacket { ack_tick, first_seq, frames })
 }
 
 fn client_datagram() -> impl Strategy<Value = ClientDatagram> {
@@ -390,34 +298,10 @@ fn client_datagram() -> impl Strategy<Value = ClientDatagram> {
 }
 
 fn server_datagram() -> impl Strategy<Value = ServerDatagram> {
-    let snap = (
-        player_id(),
-        any::<u16>(),
-        any::<u16>(),
-        any::<u16>(),
-        any::<u8>(),
-        0u8..16,
-    )
-        .prop_map(|(id, x, y, aim, health, flags)| PlayerSnap {
-            id,
-            x,
-            y,
-            aim,
-            health,
-            flags,
-        });
-    (
-        any::<u32>(),
-        any::<u32>(),
-        proptest::collection::vec(snap, 0..=MAX_PLAYERS_PER_LOBBY),
-    )
-        .prop_map(|(tick, ack_seq, players)| {
-            ServerDatagram::Snapshot(Snapshot {
-                tick,
-                ack_seq,
-                players,
-            })
-        })
+    let snap = (player_id(), any::<u16>(), any::<u16>(), any::<u16>(), any::<u8>(), 0u8..16)
+        .prop_map(|(id, x, y, aim, health, flags)| PlayerSnap { id, x, y, aim, health, flags });
+    (any::<u32>(), any::<u32>(), proptest::collection::vec(snap, 0..=MAX_PLAYERS_PER_LOBBY))
+        .prop_map(|(tick, ack_seq, players)| ServerDatagram::Snapshot(Snapshot { tick, ack_seq, players }))
 }
 
 // ---------------------------------------------------------------------------
@@ -428,11 +312,7 @@ fn server_datagram() -> impl Strategy<Value = ServerDatagram> {
 /// for more bytes rather than failing or yielding a message.
 fn round_trip<T>(msg: &T, max: usize) -> Result<(), TestCaseError>
 where
-    T: serde::Serialize
-        + serde::de::DeserializeOwned
-        + codec::Bounded
-        + PartialEq
-        + std::fmt::Debug,
+    T: serde::Serialize + serde::de::DeserializeOwned + codec::Bounded + PartialEq + std::fmt::Debug,
 {
     let bytes = codec::encode(msg, max).map_err(|e| TestCaseError::fail(format!("encode: {e}")))?;
     prop_assert_eq!(&codec::decode::<T>(&bytes, max).unwrap(), msg);
@@ -483,10 +363,7 @@ fn largest_valid_messages_fit_their_limits() {
         id: 31,
         account: uuid::Uuid::max(),
         name: long(MAX_NAME_BYTES),
-        cosmetics: Cosmetics {
-            badge: Some(long(MAX_ID_BYTES)),
-            name_color: Some(long(MAX_ID_BYTES)),
-        },
+        cosmetics: Cosmetics { badge: Some(long(MAX_ID_BYTES)), name_color: Some(long(MAX_ID_BYTES)) },
         kills: u16::MAX,
         deaths: u16::MAX,
         connected: true,
@@ -507,25 +384,14 @@ fn largest_valid_messages_fit_their_limits() {
         roster: vec![full_entry; MAX_PLAYERS_PER_LOBBY],
     });
     let size = codec::encode(&joined, MAX_SERVER_FRAME).unwrap().len();
-    assert!(
-        size <= MAX_SERVER_FRAME / 2,
-        "LobbyJoined worst case {size} bytes"
-    );
+    assert!(size <= MAX_SERVER_FRAME / 2, "LobbyJoined worst case {size} bytes");
 
-    let join = ClientControl::Join {
-        ticket: long(MAX_TICKET_BYTES),
-    };
+    let join = ClientControl::Join { ticket: long(MAX_TICKET_BYTES) };
     assert!(codec::encode(&join, MAX_CLIENT_FRAME).is_ok());
-    let chat = ClientControl::Chat {
-        text: "x".repeat(4 * MAX_CHAT_BYTES),
-    };
+    let chat = ClientControl::Chat { text: "x".repeat(4 * MAX_CHAT_BYTES) };
     assert!(codec::encode(&chat, MAX_CLIENT_FRAME).is_ok());
 
-    let frame = InputFrame {
-        buttons: Buttons(31),
-        aim: u16::MAX,
-        view_tick: u32::MAX,
-    };
+    let frame = InputFrame { buttons: Buttons(31), aim: u16::MAX, view_tick: u32::MAX };
     let input = ClientDatagram::Input(InputPacket {
         ack_tick: u32::MAX,
         first_seq: u32::MAX - MAX_INPUT_FRAMES as u32,
@@ -534,14 +400,7 @@ fn largest_valid_messages_fit_their_limits() {
     let size = codec::encode(&input, MAX_INPUT_BYTES).unwrap().len();
     assert!(size <= MAX_INPUT_BYTES, "input worst case {size} bytes");
 
-    let snap = PlayerSnap {
-        id: 31,
-        x: u16::MAX,
-        y: u16::MAX,
-        aim: u16::MAX,
-        health: 255,
-        flags: 255,
-    };
+    let snap = PlayerSnap { id: 31, x: u16::MAX, y: u16::MAX, aim: u16::MAX, health: 255, flags: 255 };
     let snapshot = ServerDatagram::Snapshot(Snapshot {
         tick: u32::MAX,
         ack_seq: u32::MAX,
@@ -560,11 +419,7 @@ fn largest_valid_messages_fit_their_limits() {
 fn assert_inside(map: &Map, p: Pos) -> Result<(), TestCaseError> {
     let h = PLAYER_HALF_SIZE;
     prop_assert!(!map.blocked(p), "player at {:?} overlaps a wall", p);
-    prop_assert!(
-        p.x >= h && p.y >= h,
-        "player at {:?} is past the top-left edge",
-        p
-    );
+    prop_assert!(p.x >= h && p.y >= h, "player at {:?} is past the top-left edge", p);
     prop_assert!(
         p.x <= map.width * SUBUNITS - h && p.y <= map.height * SUBUNITS - h,
         "player at {:?} is past the bottom-right edge",
@@ -581,10 +436,7 @@ fn walk(map: &Map, start: Pos, buttons: &[u8], tick_rate: u16) -> Result<Vec<Pos
     for &b in buttons {
         let next = movement::step(p, Buttons(b), map, tick_rate);
         assert_inside(map, next)?;
-        prop_assert!(
-            (next.x - p.x).abs() <= len && (next.y - p.y).abs() <= len,
-            "moved more than one step"
-        );
+        prop_assert!((next.x - p.x).abs() <= len && (next.y - p.y).abs() <= len, "moved more than one step");
         p = next;
         path.push(p);
     }
@@ -605,11 +457,8 @@ fn start_on(map: &'static Map) -> impl Strategy<Value = Pos> {
 /// Buttons held for a few ticks at a time, as players do, so walks reach walls
 /// and corners instead of jittering in place.
 fn held_buttons() -> impl Strategy<Value = Vec<u8>> {
-    proptest::collection::vec((0u8..=255, 1usize..40), 0..40).prop_map(|runs| {
-        runs.into_iter()
-            .flat_map(|(b, n)| std::iter::repeat_n(b, n))
-            .collect()
-    })
+    proptest::collection::vec((0u8..=255, 1usize..40), 0..40)
+        .prop_map(|runs| runs.into_iter().flat_map(|(b, n)| std::iter::repeat_n(b, n)).collect())
 }
 
 fn arena() -> &'static Map {
@@ -627,37 +476,14 @@ fn duel() -> &'static Map {
 fn any_map() -> impl Strategy<Value = Map> {
     (256i32..=800, 256i32..=800)
         .prop_flat_map(|(width, height)| {
-            let wall = (
-                0..width - MIN_WALL_THICKNESS,
-                0..height - MIN_WALL_THICKNESS,
-            )
+            let wall = (0..width - MIN_WALL_THICKNESS, 0..height - MIN_WALL_THICKNESS)
                 .prop_flat_map(move |(x, y)| {
-                    (
-                        Just(x),
-                        Just(y),
-                        MIN_WALL_THICKNESS..=width - x,
-                        MIN_WALL_THICKNESS..=height - y,
-                    )
+                    (Just(x), Just(y), MIN_WALL_THICKNESS..=width - x, MIN_WALL_THICKNESS..=height - y)
                 })
-                .prop_map(|(x, y, w, h)| Rect {
-                    x,
-                    y,
-                    w: w.min(120),
-                    h: h.min(120),
-                });
-            (
-                Just(width),
-                Just(height),
-                proptest::collection::vec(wall, 0..12),
-            )
+                .prop_map(|(x, y, w, h)| Rect { x, y, w: w.min(120), h: h.min(120) });
+            (Just(width), Just(height), proptest::collection::vec(wall, 0..12))
         })
-        .prop_map(|(width, height, walls)| Map {
-            name: "random".into(),
-            width,
-            height,
-            walls,
-            spawns: vec![],
-        })
+        .prop_map(|(width, height, walls)| Map { name: "random".into(), width, height, walls, spawns: vec![] })
 }
 
 proptest! {
@@ -706,10 +532,7 @@ fn a_step_is_shorter_than_the_thinnest_wall() {
     // What makes tunnelling impossible: the longest step, at the lowest tick
     // rate, is shorter than a wall is thick.
     assert!(movement::step_len(MIN_TICK_RATE) < MIN_WALL_THICKNESS * SUBUNITS);
-    assert!(
-        movement::step_len(0) == movement::step_len(MIN_TICK_RATE),
-        "tick rates are clamped"
-    );
+    assert!(movement::step_len(0) == movement::step_len(MIN_TICK_RATE), "tick rates are clamped");
 }
 
 // ---------------------------------------------------------------------------

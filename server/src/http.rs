@@ -65,7 +65,13 @@ async fn lobbies(State(s): State<HttpState>, Query(q): Query<LobbyQuery>) -> imp
         .manager
         .list(q.mode.as_deref())
         .into_iter()
-        .map(|l| LobbyView { id: l.id, mode: l.mode, players: l.players, max_players: l.max_players, state: l.state.as_str() })
+        .map(|l| LobbyView {
+            id: l.id,
+            mode: l.mode,
+            players: l.players,
+            max_players: l.max_players,
+            state: l.state.as_str(),
+        })
         .collect();
     Json(serde_json::json!({ "lobbies": list }))
 }

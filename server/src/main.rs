@@ -42,7 +42,10 @@ fn run_node(args: NodeArgs, role: Role) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let node = Node::start(&args, role, Arc::new(LogSink::default())).await?;
-        println!("trespasser node {} ready: QUIC {} (udp), HTTP http://{}", node.node_id, node.quic_addr, node.http_addr);
+        println!(
+            "trespasser node {} ready: QUIC {} (udp), HTTP http://{}",
+            node.node_id, node.quic_addr, node.http_addr
+        );
         if role == Role::Embedded {
             println!(
                 "dev certificate: {}, ticket key: {} (mint a ticket: trespasser ticket --name you)",
@@ -60,7 +63,8 @@ fn run_node(args: NodeArgs, role: Role) -> anyhow::Result<()> {
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}

@@ -144,7 +144,11 @@ pub fn new_metrics() -> (NodeMetrics, Registry) {
     r.register("datagram_bytes_in", "Datagram payload bytes received", m.bytes_in.clone());
     r.register("datagram_bytes_out", "Datagram payload bytes sent", m.bytes_out.clone());
     r.register("datagrams_dropped", "Incoming datagrams dropped, by reason", drops);
-    r.register("snapshots_unsent", "Snapshots not sent (too large for the path or connection gone)", m.snapshots_unsent.clone());
+    r.register(
+        "snapshots_unsent",
+        "Snapshots not sent (too large for the path or connection gone)",
+        m.snapshots_unsent.clone(),
+    );
     r.register("inputs", "Input frames by outcome (applied, repeated, late, duplicate, ahead, dropped)", inputs);
     r.register("matches_started", "Matches started", m.matches_started.clone());
     r.register("matches_completed", "Matches that reached the kill target", m.matches_completed.clone());

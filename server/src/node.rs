@@ -10,6 +10,7 @@ use protocol::map::Map;
 use tokio::task::JoinHandle;
 
 use crate::config::{NodeArgs, dev_ticket_key, parse_ticket_key, write_private};
+use crate::http;
 use crate::lobby::core::{ChatConfig, LobbyConfig};
 use crate::lobby::{LobbyManager, LobbySettings};
 use crate::metrics::{self, NodeMetrics};
@@ -19,7 +20,6 @@ use crate::sim::SimConfig;
 use crate::tickets::TicketVerifier;
 use crate::tls::Identity;
 use crate::transport::{self, TransportLimits};
-use crate::http;
 
 /// Embedded (serve: generated certificate and key allowed) or production (game).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +102,8 @@ impl Node {
             },
             sim,
         };
-        let settings = LobbySettings { modes: args.modes.clone(), max_lobbies: args.max_lobbies, map: Arc::new(map), lobby };
+        let settings =
+            LobbySettings { modes: args.modes.clone(), max_lobbies: args.max_lobbies, map: Arc::new(map), lobby };
         let (metrics, registry) = metrics::new_metrics();
         let manager = LobbyManager::new(settings, metrics.clone(), sink);
         let session_cfg = SessionConfig {
@@ -136,14 +137,28 @@ impl Node {
             .await
             .with_context(|| format!("binding HTTP {}", args.http_addr))?;
         let http_addr = listener.local_addr()?;
-        let router = http::router(http::HttpState { registry: Arc::new(registry), manager: manager.clone(), node_id: args.node_id.clone() });
+        let router = http::router(http::HttpState {
+            registry: Arc::new(registry),
+            manager: manager.clone(),
+            node_id: args.node_id.clone(),
+        });
         let http = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, router).await {
                 tracing::error!(error = %e, "HTTP listener failed");
             }
         });
         tracing::info!(node = %args.node_id, %quic_addr, %http_addr, "game node started");
-        Ok(Node { node_id: args.node_id.clone(), quic_addr, http_addr, cert_der, manager, metrics, endpoint, accept, http })
+        Ok(Node {
+            node_id: args.node_id.clone(),
+            quic_addr,
+            http_addr,
+            cert_der,
+            manager,
+            metrics,
+            endpoint,
+            accept,
+            http,
+        })
     }
 
     /// Closes every lobby (players are told why), then the endpoint.

@@ -149,12 +149,15 @@ async fn serve(conn: &quinn::Connection, ctx: &SessionCtx) -> Result<(), Session
     };
     let mut frames = spawn_frame_reader(recv);
     match tokio::time::timeout(cfg.handshake_timeout, frames.recv()).await {
-        Err(_) => return Err(refuse(&mut send, ErrorCode::Timeout, "no Hello within the handshake timeout".into()).await),
+        Err(_) => {
+            return Err(refuse(&mut send, ErrorCode::Timeout, "no Hello within the handshake timeout".into()).await);
+        }
         Ok(None) => return Ok(()),
         Ok(Some(Err(e))) => return Err(refuse(&mut send, ErrorCode::ProtocolViolation, e.to_string()).await),
         Ok(Some(Ok(ClientControl::Hello { version, .. }))) if version == PROTOCOL_VERSION => {}
         Ok(Some(Ok(ClientControl::Hello { version, .. }))) => {
-            let message = format!("client speaks protocol v{version}, this node speaks v{PROTOCOL_VERSION}; update the client");
+            let message =
+                format!("client speaks protocol v{version}, this node speaks v{PROTOCOL_VERSION}; update the client");
             return Err(refuse(&mut send, ErrorCode::VersionMismatch, message).await);
         }
         Ok(Some(Ok(_))) => {
@@ -162,11 +165,16 @@ async fn serve(conn: &quinn::Connection, ctx: &SessionCtx) -> Result<(), Session
         }
     }
     ctx.metrics.control_frames_in.inc();
-    let welcome = ServerControl::Welcome { version: PROTOCOL_VERSION, node_id: cfg.node_id.clone(), tick_rate: cfg.tick_rate };
+    let welcome =
+        ServerControl::Welcome { version: PROTOCOL_VERSION, node_id: cfg.node_id.clone(), tick_rate: cfg.tick_rate };
     write_frame(&mut send, &welcome).await?;
 
     let (events_tx, mut events) = mpsc::channel(SESSION_QUEUE);
-    let link = SessionLink { session: ctx.next_session.fetch_add(1, Ordering::Relaxed), conn: conn.clone(), events: events_tx };
+    let link = SessionLink {
+        session: ctx.next_session.fetch_add(1, Ordering::Relaxed),
+        conn: conn.clone(),
+        events: events_tx,
+    };
     let mut session = Session { ctx, link, joined: None, failed_joins: 0, send };
     let mut datagrams = TokenBucket::new(cfg.datagram_rate, cfg.datagram_burst, Instant::now());
     let mut join_deadline = tokio::time::Instant::now() + cfg.join_timeout;
@@ -231,8 +239,12 @@ impl Session<'_> {
     async fn control(&mut self, msg: ClientControl) -> Result<(), SessionError> {
         let session = self.link.session;
         match (msg, &self.joined) {
-            (ClientControl::Hello { .. }, _) => self.error(ErrorCode::ProtocolViolation, "Hello was already received").await,
-            (ClientControl::Join { .. }, Some(_)) => self.error(ErrorCode::AlreadyJoined, "already in a lobby; Leave first").await,
+            (ClientControl::Hello { .. }, _) => {
+                self.error(ErrorCode::ProtocolViolation, "Hello was already received").await
+            }
+            (ClientControl::Join { .. }, Some(_)) => {
+                self.error(ErrorCode::AlreadyJoined, "already in a lobby; Leave first").await
+            }
             (ClientControl::Join { ticket }, None) => self.join(&ticket).await,
             (ClientControl::Chat { text }, Some(j)) => {
                 let _ = j.lobby.tx.send(LobbyMsg::Chat { player: j.player, session, text }).await;

@@ -32,7 +32,8 @@ impl Identity {
             .collect::<Result<Vec<_>, _>>()
             .with_context(|| format!("parsing certificate {}", cert.display()))?;
         anyhow::ensure!(!chain.is_empty(), "no certificate found in {}", cert.display());
-        let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading private key {}", key.display()))?;
+        let key =
+            PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading private key {}", key.display()))?;
         Ok(Identity { chain, key })
     }
 

@@ -69,11 +69,9 @@ async fn two_bots_in_one_lobby_see_each_other_move() {
     .expect("alice sees bob move right");
     assert!(moved.players.iter().all(|p| p.flags & flags::ALIVE != 0));
     // Bob's own snapshots acknowledge all ten inputs.
-    tokio::time::timeout(WAIT, async {
-        while next_snapshot(&mut b).await.ack_seq < 10 {}
-    })
-    .await
-    .expect("bob's inputs acknowledged");
+    tokio::time::timeout(WAIT, async { while next_snapshot(&mut b).await.ack_seq < 10 {} })
+        .await
+        .expect("bob's inputs acknowledged");
 }
 
 /// Alice aims at Bob and fires every tick until `done` says stop.
@@ -110,7 +108,9 @@ async fn a_shot_kills() {
     let (mut a, ja, _) = t.player("alice").await;
     let (mut b, jb, _) = t.player("bob").await;
     let events = shoot_until(&mut a, ja.you, jb.you, |e| matches!(e, ServerControl::Kill { .. })).await;
-    assert!(matches!(events.last(), Some(ServerControl::Kill { killer, victim }) if *killer == ja.you && *victim == jb.you));
+    assert!(
+        matches!(events.last(), Some(ServerControl::Kill { killer, victim }) if *killer == ja.you && *victim == jb.you)
+    );
     wait_event(&mut b, |e| matches!(e, ServerControl::Kill { victim, .. } if *victim == jb.you)).await;
 }
 
@@ -129,7 +129,8 @@ async fn fifty_kills_end_the_match_with_a_correct_scoreboard() {
     assert_eq!((end.scoreboard[0].account, end.scoreboard[0].kills, end.scoreboard[0].deaths), (acc_a, 50, 0));
     assert_eq!((end.scoreboard[1].account, end.scoreboard[1].kills, end.scoreboard[1].deaths), (acc_b, 0, 50));
     // Bob gets the same scoreboard, then the vote opens.
-    let ServerControl::MatchEnded(end_b) = wait_event(&mut b, |e| matches!(e, ServerControl::MatchEnded(_))).await else {
+    let ServerControl::MatchEnded(end_b) = wait_event(&mut b, |e| matches!(e, ServerControl::MatchEnded(_))).await
+    else {
         unreachable!()
     };
     assert_eq!(&end_b, end);
@@ -204,7 +205,8 @@ async fn a_reconnect_within_the_grace_period_resumes_the_slot_and_score() {
     shoot_until(&mut a, ja.you, jb.you, |e| matches!(e, ServerControl::Kill { .. })).await;
     a.close();
     // Bob sees Alice away, slot held.
-    wait_event(&mut b, |e| matches!(e, ServerControl::Roster { players } if players.iter().any(|p| !p.connected))).await;
+    wait_event(&mut b, |e| matches!(e, ServerControl::Roster { players } if players.iter().any(|p| !p.connected)))
+        .await;
     assert_eq!(t.node.manager.list(None)[0].players, 2);
 
     let mut a2 = t.connect().await;
@@ -243,11 +245,16 @@ async fn chat_reaches_the_lobby_and_is_rate_limited() {
         ServerControl::Chat { name, text, .. } if name == "alice" && text == "hello bob"));
     a.chat("two").await.unwrap();
     a.chat("three").await.unwrap();
-    assert!(matches!(wait_event(&mut a, |e| matches!(e, ServerControl::Error { .. })).await,
-        ServerControl::Error { code: ErrorCode::ChatRateLimited, .. }));
+    assert!(matches!(
+        wait_event(&mut a, |e| matches!(e, ServerControl::Error { .. })).await,
+        ServerControl::Error { code: ErrorCode::ChatRateLimited, .. }
+    ));
     a.chat(&"x".repeat(201)).await.unwrap();
-    assert!(matches!(wait_event(&mut a, |e| matches!(e, ServerControl::Error { .. })).await,
-        ServerControl::Error { code: ErrorCode::ChatInvalid, .. } | ServerControl::Error { code: ErrorCode::ChatRateLimited, .. }));
+    assert!(matches!(
+        wait_event(&mut a, |e| matches!(e, ServerControl::Error { .. })).await,
+        ServerControl::Error { code: ErrorCode::ChatInvalid, .. }
+            | ServerControl::Error { code: ErrorCode::ChatRateLimited, .. }
+    ));
 }
 
 #[tokio::test]
@@ -255,6 +262,8 @@ async fn chat_can_be_switched_off() {
     let t = TestNode::start(&["--chat", "false"]).await;
     let (mut a, _, _) = t.player("alice").await;
     a.chat("hello").await.unwrap();
-    assert!(matches!(wait_event(&mut a, |e| matches!(e, ServerControl::Error { .. })).await,
-        ServerControl::Error { code: ErrorCode::ChatDisabled, .. }));
+    assert!(matches!(
+        wait_event(&mut a, |e| matches!(e, ServerControl::Error { .. })).await,
+        ServerControl::Error { code: ErrorCode::ChatDisabled, .. }
+    ));
 }

@@ -78,7 +78,8 @@ async fn raw_exchange(t: &TestNode, bytes: &[u8]) -> (quinn::Connection, Option<
 #[tokio::test]
 async fn a_version_mismatch_gets_a_clear_error_not_a_hang() {
     let t = TestNode::start(&[]).await;
-    let hello = codec::encode_frame(&ClientControl::Hello { version: 99, client: "old".into() }, MAX_CLIENT_FRAME).unwrap();
+    let hello =
+        codec::encode_frame(&ClientControl::Hello { version: 99, client: "old".into() }, MAX_CLIENT_FRAME).unwrap();
     let (conn, reply) = raw_exchange(&t, &hello).await;
     match reply {
         Some(ServerControl::Error { code: ErrorCode::VersionMismatch, message }) => {
@@ -124,15 +125,18 @@ async fn malformed_oversized_and_flooding_datagrams_are_dropped_without_harm() {
     // Garbage, an oversized datagram, packets violating field limits.
     a.send_raw_datagram(Bytes::from_static(&[0xde, 0xad, 0xbe, 0xef])).unwrap();
     a.send_raw_datagram(Bytes::from(vec![0u8; 1000])).unwrap();
-    let too_many = ClientDatagram::Input(InputPacket { ack_tick: 0, first_seq: 1, frames: vec![InputFrame::default(); 9] });
+    let too_many =
+        ClientDatagram::Input(InputPacket { ack_tick: 0, first_seq: 1, frames: vec![InputFrame::default(); 9] });
     a.send_raw_datagram(Bytes::from(postcard::to_stdvec(&too_many).unwrap())).unwrap();
-    let zero_seq = ClientDatagram::Input(InputPacket { ack_tick: 0, first_seq: 0, frames: vec![InputFrame::default()] });
+    let zero_seq =
+        ClientDatagram::Input(InputPacket { ack_tick: 0, first_seq: 0, frames: vec![InputFrame::default()] });
     a.send_raw_datagram(Bytes::from(postcard::to_stdvec(&zero_seq).unwrap())).unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(t.metric("trespasser_datagrams_dropped_total{reason=\"malformed\"}").await >= 3.0);
     assert!(t.metric("trespasser_datagrams_dropped_total{reason=\"size\"}").await >= 1.0);
     // Far-ahead inputs are dropped too.
-    let ahead = ClientDatagram::Input(InputPacket { ack_tick: 0, first_seq: 1_000_000, frames: vec![InputFrame::default()] });
+    let ahead =
+        ClientDatagram::Input(InputPacket { ack_tick: 0, first_seq: 1_000_000, frames: vec![InputFrame::default()] });
     // A flood well beyond the per-connection rate.
     for i in 0..2_000u32 {
         let p = ClientDatagram::Input(InputPacket {

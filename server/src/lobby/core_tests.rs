@@ -163,7 +163,11 @@ fn a_yes_majority_restarts_the_match_in_the_same_lobby() {
     core.vote(2, 3, true, 5_000);
     assert_eq!(core.state(), LobbyState::Playing);
     let out = drain(&mut core);
-    assert!(sent(&out, 2).iter().any(|m| matches!(m, ServerControl::MatchStarted { match_id, .. } if *match_id != old_match)));
+    assert!(
+        sent(&out, 2)
+            .iter()
+            .any(|m| matches!(m, ServerControl::MatchStarted { match_id, .. } if *match_id != old_match))
+    );
     assert_eq!(core.world().score(0).unwrap().kills, 0, "scores reset");
     assert_eq!(core.player_count(), 3);
 }
@@ -212,7 +216,9 @@ fn a_disconnected_player_resumes_their_slot_and_score_within_the_grace_period() 
     }
     assert_eq!(core.player_count(), 2, "slot held during grace");
     // Messages from the dead session are ignored.
-    assert!(core.input(0, 1, &InputPacket { ack_tick: 0, first_seq: 1, frames: vec![InputFrame::default()] }).is_none());
+    assert!(
+        core.input(0, 1, &InputPacket { ack_tick: 0, first_seq: 1, frames: vec![InputFrame::default()] }).is_none()
+    );
     let j = core.join(joiner(1), 10, 10).unwrap();
     assert_eq!(j, Joined { player: 0, resumed: true });
     let out = drain(&mut core);

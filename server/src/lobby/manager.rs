@@ -174,7 +174,9 @@ impl LobbyManager {
                 let reg = &mut *r;
                 let open = reg.order.iter().copied().find(|id| {
                     reg.lobbies.get(id).is_some_and(|e| {
-                        e.info.mode == *mode && e.info.state == LobbyState::Playing && e.info.players < e.info.max_players
+                        e.info.mode == *mode
+                            && e.info.state == LobbyState::Playing
+                            && e.info.players < e.info.max_players
                     })
                 });
                 if let Some(id) = open {
@@ -201,9 +203,7 @@ impl LobbyManager {
     }
 
     fn spawn_lobby(self: &Arc<Self>, id: LobbyId, claims: &JoinClaims) -> Result<LobbyHandle, Refusal> {
-        let JoinTarget::Mode(mode) = &claims.target else {
-            unreachable!("only mode targets create lobbies")
-        };
+        let JoinTarget::Mode(mode) = &claims.target else { unreachable!("only mode targets create lobbies") };
         let mut cfg = self.settings.lobby.clone();
         cfg.mode = mode.clone();
         let period = Duration::from_secs_f64(1.0 / cfg.tick_rate as f64);

@@ -61,11 +61,7 @@ impl SimConfig {
 
 impl Default for SimConfig {
     fn default() -> SimConfig {
-        SimConfig::for_tick_rate(
-            DEFAULT_TICK_RATE,
-            DEFAULT_KILL_TARGET,
-            DEFAULT_MAX_REWIND_MS,
-        )
+        SimConfig::for_tick_rate(DEFAULT_TICK_RATE, DEFAULT_KILL_TARGET, DEFAULT_MAX_REWIND_MS)
     }
 }
 
@@ -102,9 +98,6 @@ mod tests {
         assert_eq!(SimConfig::for_tick_rate(500, 10, 200).tick_rate, 60);
         // A rewind bound that is not a whole number of ticks rounds down.
         assert_eq!(SimConfig::for_tick_rate(20, 10, 99).max_rewind_ticks, 1);
-        assert_eq!(
-            SimConfig::for_tick_rate(20, 10, u32::MAX).max_rewind_ticks,
-            85_899_345
-        );
+        assert_eq!(SimConfig::for_tick_rate(20, 10, u32::MAX).max_rewind_ticks, 85_899_345);
     }
 }

@@ -24,11 +24,8 @@ struct Frame {
     life: [u32; MAX_PLAYERS_PER_LOBBY],
 }
 
-const EMPTY: Frame = Frame {
-    tick: 0,
-    pos: [Pos { x: 0, y: 0 }; MAX_PLAYERS_PER_LOBBY],
-    life: [NO_LIFE; MAX_PLAYERS_PER_LOBBY],
-};
+const EMPTY: Frame =
+    Frame { tick: 0, pos: [Pos { x: 0, y: 0 }; MAX_PLAYERS_PER_LOBBY], life: [NO_LIFE; MAX_PLAYERS_PER_LOBBY] };
 
 #[derive(Debug, Clone)]
 pub struct History {
@@ -39,10 +36,7 @@ pub struct History {
 impl History {
     pub fn new(max_rewind_ticks: u32) -> History {
         let max_rewind = max_rewind_ticks.min(MAX_REWIND_TICKS_CAP);
-        History {
-            frames: vec![EMPTY; max_rewind as usize + 1],
-            max_rewind,
-        }
+        History { frames: vec![EMPTY; max_rewind as usize + 1], max_rewind }
     }
 
     /// Frames held; never changes after construction.
@@ -131,10 +125,7 @@ mod tests {
 
     #[test]
     fn bound_is_capped() {
-        assert_eq!(
-            History::new(u32::MAX).capacity(),
-            MAX_REWIND_TICKS_CAP as usize + 1
-        );
+        assert_eq!(History::new(u32::MAX).capacity(), MAX_REWIND_TICKS_CAP as usize + 1);
     }
 
     #[test]

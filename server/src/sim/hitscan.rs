@@ -24,13 +24,7 @@ impl Ray {
     pub fn shot(origin: Pos, aim: u16, range_units: f32) -> Ray {
         let (dy, dx) = wire_to_angle(aim).sin_cos();
         let len = (range_units * SUBUNITS as f32).max(0.0);
-        Ray {
-            ox: origin.x as f32,
-            oy: origin.y as f32,
-            dx,
-            dy,
-            len,
-        }
+        Ray { ox: origin.x as f32, oy: origin.y as f32, dx, dy, len }
     }
 
     /// Distance along the ray at which it enters the box `[x0, x1] x [y0, y1]`,
@@ -74,11 +68,7 @@ impl Ray {
 /// player that may be hit), or `None` when a wall, a map edge or the range
 /// comes first. A target exactly as far as a wall is behind it; of two targets
 /// at the same distance the first listed wins.
-pub fn trace(
-    map: &Map,
-    ray: &Ray,
-    targets: impl IntoIterator<Item = (PlayerId, Pos)>,
-) -> Option<PlayerId> {
+pub fn trace(map: &Map, ray: &Ray, targets: impl IntoIterator<Item = (PlayerId, Pos)>) -> Option<PlayerId> {
     let sub = SUBUNITS as f32;
     let mut blocked_at = ray.exits(map.width as f32 * sub, map.height as f32 * sub);
     for w in &map.walls {
@@ -113,12 +103,7 @@ mod tests {
             name: "t".into(),
             width: 1000,
             height: 1000,
-            walls: vec![Rect {
-                x: 500,
-                y: 0,
-                w: 32,
-                h: 400,
-            }],
+            walls: vec![Rect { x: 500, y: 0, w: 32, h: 400 }],
             spawns: vec![Point { x: 100, y: 100 }, Point { x: 900, y: 900 }],
         }
     }
@@ -131,20 +116,13 @@ mod tests {
     fn hits_a_player_in_each_direction() {
         let m = map();
         let o = u(300, 600);
-        for (angle, target) in [
-            (0.0, u(400, 600)),
-            (FRAC_PI_2, u(300, 700)),
-            (PI, u(200, 600)),
-            (-FRAC_PI_2, u(300, 500)),
-        ] {
+        for (angle, target) in
+            [(0.0, u(400, 600)), (FRAC_PI_2, u(300, 700)), (PI, u(200, 600)), (-FRAC_PI_2, u(300, 500))]
+        {
             let ray = Ray::shot(o, angle_to_wire(angle), 6000.0);
             assert_eq!(trace(&m, &ray, [(1, target)]), Some(1), "angle {angle}");
             let back = Ray::shot(o, angle_to_wire(angle + PI), 6000.0);
-            assert_eq!(
-                trace(&m, &back, [(1, target)]),
-                None,
-                "angle {angle} reversed"
-            );
+            assert_eq!(trace(&m, &back, [(1, target)]), None, "angle {angle} reversed");
         }
     }
 
@@ -172,10 +150,7 @@ mod tests {
     fn nearest_target_wins_and_overlap_is_point_blank() {
         let m = map();
         let ray = Ray::shot(u(100, 600), 0, 6000.0);
-        assert_eq!(
-            trace(&m, &ray, [(1, u(400, 600)), (2, u(200, 600))]),
-            Some(2)
-        );
+        assert_eq!(trace(&m, &ray, [(1, u(400, 600)), (2, u(200, 600))]), Some(2));
         assert_eq!(trace(&m, &ray, [(3, u(105, 600))]), Some(3));
     }
 

@@ -41,10 +41,7 @@ impl World {
         let best = nearest.iter().copied().max().unwrap_or(i64::MAX);
         let ties = nearest.iter().filter(|&&d| d == best).count();
         let pick = self.rng.below(ties as u32) as usize;
-        let chosen = (0..n)
-            .filter(|&i| nearest[i] == best)
-            .nth(pick)
-            .unwrap_or(0);
+        let chosen = (0..n).filter(|&i| nearest[i] == best).nth(pick).unwrap_or(0);
         self.spawn_point(chosen)
     }
 

@@ -19,11 +19,7 @@ use super::{SimEvent, World};
 type Hits = [Option<PlayerId>; MAX_PLAYERS_PER_LOBBY];
 
 impl World {
-    pub(super) fn run_step(
-        &mut self,
-        inputs: &[(PlayerId, InputFrame)],
-        events: &mut Vec<SimEvent>,
-    ) {
+    pub(super) fn run_step(&mut self, inputs: &[(PlayerId, InputFrame)], events: &mut Vec<SimEvent>) {
         let now = self.tick;
         // Saturating: at 60 Hz a u32 tick lasts over two years.
         let next = now.saturating_add(1);
@@ -84,13 +80,11 @@ impl World {
             let ray = Ray::shot(p.pos, p.aim, self.cfg.shot_range);
             let at = self.history.rewind_tick(now, p.input.view_tick);
             let (players, history) = (&self.players, &self.history);
-            let targets = (0..MAX_PLAYERS_PER_LOBBY)
-                .filter(|&t| t != shooter && hittable[t])
-                .filter_map(|t| {
-                    let life = players[t].as_ref()?.life;
-                    let (pos, then) = history.get(at, t)?;
-                    (then == life).then_some((t as PlayerId, pos))
-                });
+            let targets = (0..MAX_PLAYERS_PER_LOBBY).filter(|&t| t != shooter && hittable[t]).filter_map(|t| {
+                let life = players[t].as_ref()?.life;
+                let (pos, then) = history.get(at, t)?;
+                (then == life).then_some((t as PlayerId, pos))
+            });
             *hit = trace(&self.map, &ray, targets);
         }
     }
@@ -129,9 +123,7 @@ impl World {
 
     fn respawn_due(&mut self, next: u32) {
         for slot in 0..MAX_PLAYERS_PER_LOBBY {
-            let due = self.players[slot]
-                .as_ref()
-                .is_some_and(|p| !p.alive && p.respawn_at <= next);
+            let due = self.players[slot].as_ref().is_some_and(|p| !p.alive && p.respawn_at <= next);
             if due {
                 self.spawn(slot, next);
             }

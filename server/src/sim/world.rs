@@ -185,14 +185,7 @@ impl World {
             }
             let (x, y) = p.pos.to_wire();
             let health = if p.alive { p.health } else { 0 };
-            out.push(PlayerSnap {
-                id: slot as PlayerId,
-                x,
-                y,
-                aim: p.aim,
-                health,
-                flags: f,
-            });
+            out.push(PlayerSnap { id: slot as PlayerId, x, y, aim: p.aim, health, flags: f });
         }
     }
 

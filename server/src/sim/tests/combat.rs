@@ -14,39 +14,18 @@ fn a_held_trigger_kills_in_health_over_damage_hits_at_the_fire_rate() {
         let fired = of(&w, 0).flags & flags::FIRED != 0;
         assert_eq!(fired, (i - 1) % c.fire_cooldown_ticks == 0, "step {i}");
         if !events.is_empty() {
-            assert_eq!(
-                events,
-                vec![SimEvent::Kill {
-                    killer: 0,
-                    victim: 1
-                }]
-            );
+            assert_eq!(events, vec![SimEvent::Kill { killer: 0, victim: 1 }]);
             assert!(kill_step.is_none(), "one kill only");
             kill_step = Some(i);
         }
         if kill_step.is_none() {
             let hits_so_far = (i - 1) / c.fire_cooldown_ticks + 1;
-            assert_eq!(
-                of(&w, 1).health as u32,
-                c.max_health as u32 - hits_so_far * c.damage as u32
-            );
+            assert_eq!(of(&w, 1).health as u32, c.max_health as u32 - hits_so_far * c.damage as u32);
         }
     }
     assert_eq!(kill_step, Some((shots - 1) * c.fire_cooldown_ticks + 1));
-    assert_eq!(
-        w.score(0),
-        Some(PlayerScore {
-            kills: 1,
-            deaths: 0
-        })
-    );
-    assert_eq!(
-        w.score(1),
-        Some(PlayerScore {
-            kills: 0,
-            deaths: 1
-        })
-    );
+    assert_eq!(w.score(0), Some(PlayerScore { kills: 1, deaths: 0 }));
+    assert_eq!(w.score(1), Some(PlayerScore { kills: 0, deaths: 1 }));
 }
 
 #[test]
@@ -85,11 +64,7 @@ fn spawn_protection_absorbs_hits_until_it_expires_and_firing_ends_it() {
     let until = w.tick() + protection;
     assert!(snap(&w).iter().all(|s| s.flags & flags::PROTECTED != 0));
     step(&mut w, &[(0, fire(aim_at(a, b), NOW))]);
-    assert_eq!(
-        of(&w, 0).flags & flags::PROTECTED,
-        0,
-        "the shooter gave up protection"
-    );
+    assert_eq!(of(&w, 0).flags & flags::PROTECTED, 0, "the shooter gave up protection");
     assert_ne!(of(&w, 1).flags & flags::PROTECTED, 0);
     while w.tick() < until {
         assert_eq!(of(&w, 1).health, 100);
@@ -114,12 +89,7 @@ fn shots_pass_through_protected_players() {
 
 #[test]
 fn reaching_the_kill_target_wins_once_and_stops_damage() {
-    let c = SimConfig {
-        damage: 100,
-        kill_target: 2,
-        respawn_ticks: 1000,
-        ..cfg()
-    };
+    let c = SimConfig { damage: 100, kill_target: 2, respawn_ticks: 1000, ..cfg() };
     let (a, b, c_pos) = (u(100, 700), u(300, 700), u(300, 800));
     let mut w = world_with(c, &[a, b, c_pos]);
     let mut all = Vec::new();
@@ -131,14 +101,8 @@ fn reaching_the_kill_target_wins_once_and_stops_damage() {
     assert_eq!(
         all,
         vec![
-            SimEvent::Kill {
-                killer: 0,
-                victim: 1
-            },
-            SimEvent::Kill {
-                killer: 0,
-                victim: 2
-            },
+            SimEvent::Kill { killer: 0, victim: 1 },
+            SimEvent::Kill { killer: 0, victim: 2 },
             SimEvent::MatchWon { winner: 0 }
         ]
     );
@@ -151,39 +115,15 @@ fn reaching_the_kill_target_wins_once_and_stops_damage() {
         assert!(step(&mut w, &[(0, fire(aim_at(a, c_pos), NOW))]).is_empty());
     }
     assert_eq!(of(&w, 3).health, 100);
-    assert_eq!(
-        w.score(0),
-        Some(PlayerScore {
-            kills: 2,
-            deaths: 0
-        })
-    );
+    assert_eq!(w.score(0), Some(PlayerScore { kills: 2, deaths: 0 }));
 }
 
 #[test]
 fn two_players_can_kill_each_other_in_the_same_tick() {
-    let c = SimConfig {
-        damage: 100,
-        ..cfg()
-    };
+    let c = SimConfig { damage: 100, ..cfg() };
     let (a, b) = (u(100, 700), u(300, 700));
     let mut w = world_with(c, &[a, b]);
-    let events = step(
-        &mut w,
-        &[(0, fire(aim_at(a, b), NOW)), (1, fire(aim_at(b, a), NOW))],
-    );
-    assert_eq!(
-        events,
-        vec![
-            SimEvent::Kill {
-                killer: 0,
-                victim: 1
-            },
-            SimEvent::Kill {
-                killer: 1,
-                victim: 0
-            }
-        ]
-    );
+    let events = step(&mut w, &[(0, fire(aim_at(a, b), NOW)), (1, fire(aim_at(b, a), NOW))]);
+    assert_eq!(events, vec![SimEvent::Kill { killer: 0, victim: 1 }, SimEvent::Kill { killer: 1, victim: 0 }]);
     assert!(snap(&w).iter().all(|s| s.flags & flags::ALIVE == 0));
 }

@@ -19,14 +19,7 @@ fn scripted_match(seed: u64, ticks: u32) -> (Vec<Vec<PlayerSnap>>, Vec<SimEvent>
             let them = &last[(me.id as usize + 1) % last.len()];
             let aim = aim_at(Pos::from_wire(me.x, me.y), Pos::from_wire(them.x, them.y));
             let buttons = Buttons((script.below(16) as u8) | Buttons::FIRE);
-            inputs.push((
-                me.id,
-                InputFrame {
-                    buttons,
-                    aim,
-                    view_tick: w.tick(),
-                },
-            ));
+            inputs.push((me.id, InputFrame { buttons, aim, view_tick: w.tick() }));
         }
         w.step(&inputs, &mut events);
         snaps.push(last.clone());
@@ -40,8 +33,5 @@ fn same_seed_and_inputs_give_the_same_game() {
     let (snaps_b, events_b) = scripted_match(42, 600);
     assert_eq!(snaps_a, snaps_b);
     assert_eq!(events_a, events_b);
-    assert!(
-        events_a.iter().any(|e| matches!(e, SimEvent::Kill { .. })),
-        "the script produces fights"
-    );
+    assert!(events_a.iter().any(|e| matches!(e, SimEvent::Kill { .. })), "the script produces fights");
 }

@@ -34,13 +34,7 @@ fn lag_compensation_does_not_rewind_beyond_its_bound() {
     step(&mut w, &[(0, fire(0, 1))]);
     assert_eq!(of(&w, 1).health, 100);
     // A larger bound reaches back far enough.
-    let mut w = walk_out_of_line(
-        SimConfig {
-            max_rewind_ticks: 10,
-            ..c
-        },
-        6,
-    );
+    let mut w = walk_out_of_line(SimConfig { max_rewind_ticks: 10, ..c }, 6);
     step(&mut w, &[(0, fire(0, 1))]);
     assert_eq!(of(&w, 1).health, 75);
 }
@@ -54,12 +48,7 @@ fn a_view_tick_in_the_future_counts_as_now() {
 
 #[test]
 fn rewinding_never_hits_a_later_life_where_an_earlier_one_stood() {
-    let c = SimConfig {
-        damage: 100,
-        fire_cooldown_ticks: 1,
-        respawn_ticks: 1,
-        ..cfg()
-    };
+    let c = SimConfig { damage: 100, fire_cooldown_ticks: 1, respawn_ticks: 1, ..cfg() };
     let mut w = world_with(c, &[u(100, 700), u(300, 700)]);
     assert_eq!(step(&mut w, &[(0, fire(0, 1))]).len(), 1);
     step(&mut w, &[(0, press(0))]);

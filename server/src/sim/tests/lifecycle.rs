@@ -8,77 +8,29 @@ fn movement_is_applied_and_a_missing_input_repeats_the_last() {
     let len = step_len(20);
     let start = pos_of(&w, 0);
     step(&mut w, &[(0, press(Buttons::RIGHT))]);
-    assert_eq!(
-        pos_of(&w, 0),
-        Pos {
-            x: start.x + len,
-            y: start.y
-        }
-    );
+    assert_eq!(pos_of(&w, 0), Pos { x: start.x + len, y: start.y });
     step(&mut w, &[]);
-    assert_eq!(
-        pos_of(&w, 0),
-        Pos {
-            x: start.x + 2 * len,
-            y: start.y
-        }
-    );
-    step(
-        &mut w,
-        &[(
-            0,
-            InputFrame {
-                buttons: Buttons(Buttons::DOWN),
-                aim: 1234,
-                view_tick: 0,
-            },
-        )],
-    );
-    assert_eq!(
-        pos_of(&w, 0),
-        Pos {
-            x: start.x + 2 * len,
-            y: start.y + len
-        }
-    );
+    assert_eq!(pos_of(&w, 0), Pos { x: start.x + 2 * len, y: start.y });
+    step(&mut w, &[(0, InputFrame { buttons: Buttons(Buttons::DOWN), aim: 1234, view_tick: 0 })]);
+    assert_eq!(pos_of(&w, 0), Pos { x: start.x + 2 * len, y: start.y + len });
     assert_eq!(of(&w, 0).aim, 1234);
     assert_eq!(w.tick(), 4);
 }
 
 #[test]
 fn the_dead_respawn_after_the_delay_with_full_health_and_protection() {
-    let c = SimConfig {
-        damage: 100,
-        ..SimConfig::default()
-    };
+    let c = SimConfig { damage: 100, ..SimConfig::default() };
     let (respawn, protection) = (c.respawn_ticks, c.protection_ticks);
     let (a, b) = (u(100, 700), u(300, 700));
     let mut w = world_with(c, &[a, b]);
     w.unprotect(1);
     // B keeps walking and shooting: the repeated input must do nothing while dead.
-    let events = step(
-        &mut w,
-        &[
-            (0, fire(aim_at(a, b), NOW)),
-            (1, press(Buttons::DOWN | Buttons::FIRE)),
-        ],
-    );
-    assert_eq!(
-        events,
-        vec![SimEvent::Kill {
-            killer: 0,
-            victim: 1
-        }]
-    );
+    let events = step(&mut w, &[(0, fire(aim_at(a, b), NOW)), (1, press(Buttons::DOWN | Buttons::FIRE))]);
+    assert_eq!(events, vec![SimEvent::Kill { killer: 0, victim: 1 }]);
     let (died, fell) = (w.tick(), pos_of(&w, 1));
     for i in 0..respawn {
         let s = of(&w, 1);
-        assert_eq!(
-            (s.flags & flags::ALIVE, s.health),
-            (0, 0),
-            "dead at tick {}",
-            w.tick()
-        );
+        assert_eq!((s.flags & flags::ALIVE, s.health), (0, 0), "dead at tick {}", w.tick());
         if i > 0 {
             assert_eq!(s.flags & flags::FIRED, 0, "the dead do not shoot");
         }
@@ -88,17 +40,9 @@ fn the_dead_respawn_after_the_delay_with_full_health_and_protection() {
     assert_eq!(w.tick(), died + respawn);
     let s = of(&w, 1);
     assert_eq!(s.health, 100);
-    assert_eq!(
-        s.flags & (flags::ALIVE | flags::PROTECTED),
-        flags::ALIVE | flags::PROTECTED
-    );
+    assert_eq!(s.flags & (flags::ALIVE | flags::PROTECTED), flags::ALIVE | flags::PROTECTED);
     let at = pos_of(&w, 1);
-    assert!(
-        w.map()
-            .spawns
-            .iter()
-            .any(|p| Pos::from_units(p.x, p.y) == at)
-    );
+    assert!(w.map().spawns.iter().any(|p| Pos::from_units(p.x, p.y) == at));
     for _ in 0..protection {
         step(&mut w, &[(1, press(0))]);
     }
@@ -111,32 +55,17 @@ fn away_players_are_frozen_unhittable_and_keep_their_score() {
     let mut w = world_with(SimConfig::default(), &[a, b]);
     w.unprotect(0);
     w.unprotect(1);
-    w.player_mut(1).unwrap().score = PlayerScore {
-        kills: 3,
-        deaths: 2,
-    };
+    w.player_mut(1).unwrap().score = PlayerScore { kills: 3, deaths: 2 };
     step(&mut w, &[(1, press(Buttons::RIGHT))]);
     let moved = pos_of(&w, 1);
     w.set_away(1, true);
     for _ in 0..20 {
-        step(
-            &mut w,
-            &[
-                (0, fire(aim_at(a, moved), NOW)),
-                (1, press(Buttons::DOWN | Buttons::FIRE)),
-            ],
-        );
+        step(&mut w, &[(0, fire(aim_at(a, moved), NOW)), (1, press(Buttons::DOWN | Buttons::FIRE))]);
     }
     let s = of(&w, 1);
     assert_eq!((s.health, pos_of(&w, 1)), (100, moved));
     assert_eq!(s.flags, flags::ALIVE | flags::AWAY);
-    assert_eq!(
-        w.score(1),
-        Some(PlayerScore {
-            kills: 3,
-            deaths: 2
-        })
-    );
+    assert_eq!(w.score(1), Some(PlayerScore { kills: 3, deaths: 2 }));
     assert_eq!(w.player_count(), 2);
 
     // Back: protected for a while, and standing still until new input arrives.
@@ -148,12 +77,7 @@ fn away_players_are_frozen_unhittable_and_keep_their_score() {
 
 #[test]
 fn reset_match_zeroes_scores_respawns_everyone_and_clears_the_winner() {
-    let c = SimConfig {
-        damage: 100,
-        kill_target: 1,
-        respawn_ticks: 1000,
-        ..SimConfig::default()
-    };
+    let c = SimConfig { damage: 100, kill_target: 1, respawn_ticks: 1000, ..SimConfig::default() };
     let (a, b) = (u(100, 700), u(300, 700));
     let mut w = world_with(c, &[a, b]);
     w.unprotect(1);
@@ -172,16 +96,7 @@ fn reset_match_zeroes_scores_respawns_everyone_and_clears_the_winner() {
     w.place(1, b);
     w.unprotect(1);
     let events = step(&mut w, &[(0, fire(aim_at(a, b), NOW))]);
-    assert_eq!(
-        events,
-        vec![
-            SimEvent::Kill {
-                killer: 0,
-                victim: 1
-            },
-            SimEvent::MatchWon { winner: 0 }
-        ]
-    );
+    assert_eq!(events, vec![SimEvent::Kill { killer: 0, victim: 1 }, SimEvent::MatchWon { winner: 0 }]);
 }
 
 #[test]
@@ -191,11 +106,7 @@ fn remove_player_frees_the_slot_and_its_history() {
     step(&mut w, &[]);
     w.add_player(1);
     w.add_player(200);
-    assert_eq!(
-        w.player_count(),
-        2,
-        "re-adding and out-of-range ids are ignored"
-    );
+    assert_eq!(w.player_count(), 2, "re-adding and out-of-range ids are ignored");
     w.player_mut(1).unwrap().score.kills = 7;
     w.remove_player(1);
     w.remove_player(1);
@@ -218,14 +129,7 @@ fn remove_player_frees_the_slot_and_its_history() {
 
 #[test]
 fn snapshot_is_sorted_flagged_and_reuses_the_buffer() {
-    let mut w = World::new(
-        test_map(),
-        SimConfig {
-            damage: 100,
-            ..cfg()
-        },
-        3,
-    );
+    let mut w = World::new(test_map(), SimConfig { damage: 100, ..cfg() }, 3);
     for id in [9, 2, 5] {
         w.add_player(id);
     }
@@ -243,11 +147,7 @@ fn snapshot_is_sorted_flagged_and_reuses_the_buffer() {
     assert_eq!((out[1].flags, out[1].health), (0, 0));
     assert_eq!(out[2].flags, flags::ALIVE | flags::AWAY);
     assert_eq!(out[0].aim, 0);
-    assert_eq!(
-        Pos::from_wire(out[1].x, out[1].y),
-        u(300, 700),
-        "the dead show where they fell"
-    );
+    assert_eq!(Pos::from_wire(out[1].x, out[1].y), u(300, 700), "the dead show where they fell");
 }
 
 #[test]

@@ -24,12 +24,7 @@ fn test_map() -> Arc<Map> {
         name: "test".into(),
         width: 1000,
         height: 1000,
-        walls: vec![Rect {
-            x: 500,
-            y: 0,
-            w: 32,
-            h: 400,
-        }],
+        walls: vec![Rect { x: 500, y: 0, w: 32, h: 400 }],
         spawns: vec![
             Point { x: 100, y: 100 },
             Point { x: 900, y: 900 },
@@ -43,10 +38,7 @@ fn test_map() -> Arc<Map> {
 
 /// Defaults at 20 Hz without spawn protection, so placed players are targets.
 fn cfg() -> SimConfig {
-    SimConfig {
-        protection_ticks: 0,
-        ..SimConfig::default()
-    }
+    SimConfig { protection_ticks: 0, ..SimConfig::default() }
 }
 
 fn u(x: i32, y: i32) -> Pos {
@@ -68,18 +60,11 @@ fn aim_at(from: Pos, to: Pos) -> u16 {
 }
 
 fn fire(aim: u16, view_tick: u32) -> InputFrame {
-    InputFrame {
-        buttons: Buttons(Buttons::FIRE),
-        aim,
-        view_tick,
-    }
+    InputFrame { buttons: Buttons(Buttons::FIRE), aim, view_tick }
 }
 
 fn press(bits: u8) -> InputFrame {
-    InputFrame {
-        buttons: Buttons(bits),
-        ..InputFrame::default()
-    }
+    InputFrame { buttons: Buttons(bits), ..InputFrame::default() }
 }
 
 /// A `view_tick` that [`step`] replaces with the current tick: the shooter saw
@@ -90,15 +75,7 @@ fn step(w: &mut World, inputs: &[(PlayerId, InputFrame)]) -> Vec<SimEvent> {
     let now = w.tick();
     let stamped: Vec<_> = inputs
         .iter()
-        .map(|&(id, f)| {
-            (
-                id,
-                InputFrame {
-                    view_tick: if f.view_tick == NOW { now } else { f.view_tick },
-                    ..f
-                },
-            )
-        })
+        .map(|&(id, f)| (id, InputFrame { view_tick: if f.view_tick == NOW { now } else { f.view_tick }, ..f }))
         .collect();
     let mut events = Vec::new();
     w.step(&stamped, &mut events);
@@ -112,10 +89,7 @@ fn snap(w: &World) -> Vec<PlayerSnap> {
 }
 
 fn of(w: &World, id: PlayerId) -> PlayerSnap {
-    snap(w)
-        .into_iter()
-        .find(|s| s.id == id)
-        .expect("player in snapshot")
+    snap(w).into_iter().find(|s| s.id == id).expect("player in snapshot")
 }
 
 fn pos_of(w: &World, id: PlayerId) -> Pos {

@@ -45,10 +45,7 @@ fn check(map: &Map, cfg: &SimConfig, snaps: &[PlayerSnap]) {
     for s in snaps {
         let p = Pos::from_wire(s.x, s.y);
         assert!(p.x >= h && p.y >= h, "{s:?} outside the map");
-        assert!(
-            p.x <= map.width * SUBUNITS - h && p.y <= map.height * SUBUNITS - h,
-            "{s:?} outside the map"
-        );
+        assert!(p.x <= map.width * SUBUNITS - h && p.y <= map.height * SUBUNITS - h, "{s:?} outside the map");
         assert!(!map.blocked(p), "{s:?} inside a wall");
         assert!(s.health <= cfg.max_health);
     }
