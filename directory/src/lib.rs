@@ -8,14 +8,20 @@
 //!   unacknowledged results are delivered again);
 //! * the API sends [`NodeCommand`]s (kick, drain) to a node.
 //!
-//! [`Directory::local`] lives in one process (`trespasser serve`); the
-//! Redis implementation serves many nodes and API replicas.
+//! [`Directory::local`] lives in one process (`trespasser serve`);
+//! [`Directory::redis`] serves many nodes and API replicas. Both pass one
+//! conformance suite (`tests/conformance.rs`). The Redis key layout is
+//! documented in `src/redis/mod.rs`: per node a status string and a lobby
+//! hash that expire together, a list of commands, and one stream with a
+//! consumer group for match results.
 
 mod local;
+mod redis;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::redis::RedisDirectory;
 pub use local::LocalDirectory;
 use protocol::LobbyId;
 pub use protocol::directory::{LobbySummary, NodeCommand, NodeStatus};
@@ -45,13 +51,17 @@ pub struct ClaimedResult {
 /// The directory, in-process or shared.
 #[derive(Clone)]
 pub enum Directory {
+    /// In memory, for a single process (`trespasser serve`).
     Local(Arc<LocalDirectory>),
+    /// In Redis, shared by every node and API replica.
+    Redis(RedisDirectory),
 }
 
 impl std::fmt::Debug for Directory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Directory::Local(_) => f.write_str("Directory::Local"),
+            Directory::Redis(d) => write!(f, "Directory::Redis({:?})", d.prefix()),
         }
     }
 }
@@ -59,13 +69,32 @@ impl std::fmt::Debug for Directory {
 impl Directory {
     /// An in-process directory with the default TTL and claim timeout.
     pub fn local() -> Directory {
-        Directory::Local(Arc::new(LocalDirectory::new(DEFAULT_NODE_TTL, DEFAULT_CLAIM_TIMEOUT)))
+        Directory::local_with(DEFAULT_NODE_TTL, DEFAULT_CLAIM_TIMEOUT)
+    }
+
+    /// An in-process directory with the given node TTL and claim timeout.
+    pub fn local_with(node_ttl: Duration, claim_timeout: Duration) -> Directory {
+        Directory::Local(Arc::new(LocalDirectory::new(node_ttl, claim_timeout)))
+    }
+
+    /// A directory in Redis at `url` (`redis://host:port/db`), every key
+    /// under `prefix`. Fails with [`DirectoryError::Unavailable`] within a
+    /// couple of seconds when Redis cannot be reached; afterwards it
+    /// reconnects by itself, and no call waits longer than that either.
+    pub async fn redis(
+        url: &str,
+        prefix: &str,
+        node_ttl: Duration,
+        claim_timeout: Duration,
+    ) -> Result<Directory, DirectoryError> {
+        Ok(Directory::Redis(RedisDirectory::connect(url, prefix, node_ttl, claim_timeout).await?))
     }
 
     /// Whether the directory answers (for readiness checks).
     pub async fn ping(&self) -> Result<(), DirectoryError> {
         match self {
             Directory::Local(_) => Ok(()),
+            Directory::Redis(d) => d.ping().await,
         }
     }
 
@@ -76,6 +105,7 @@ impl Directory {
                 d.heartbeat(status, lobbies);
                 Ok(())
             }
+            Directory::Redis(d) => d.heartbeat(status, lobbies).await,
         }
     }
 
@@ -86,6 +116,7 @@ impl Directory {
                 d.remove_node(node_id);
                 Ok(())
             }
+            Directory::Redis(d) => d.remove_node(node_id).await,
         }
     }
 
@@ -96,6 +127,7 @@ impl Directory {
                 d.push_result(result);
                 Ok(())
             }
+            Directory::Redis(d) => d.push_result(result).await,
         }
     }
 
@@ -103,6 +135,7 @@ impl Directory {
     pub async fn take_commands(&self, node_id: &str) -> Result<Vec<NodeCommand>, DirectoryError> {
         match self {
             Directory::Local(d) => Ok(d.take_commands(node_id)),
+            Directory::Redis(d) => d.take_commands(node_id).await,
         }
     }
 
@@ -110,6 +143,7 @@ impl Directory {
     pub async fn nodes(&self) -> Result<Vec<NodeStatus>, DirectoryError> {
         match self {
             Directory::Local(d) => Ok(d.nodes()),
+            Directory::Redis(d) => d.nodes().await,
         }
     }
 
@@ -117,12 +151,14 @@ impl Directory {
     pub async fn lobbies(&self, mode: Option<&str>) -> Result<Vec<LobbySummary>, DirectoryError> {
         match self {
             Directory::Local(d) => Ok(d.lobbies(mode)),
+            Directory::Redis(d) => d.lobbies(mode).await,
         }
     }
 
     pub async fn lobby(&self, id: LobbyId) -> Result<Option<LobbySummary>, DirectoryError> {
         match self {
             Directory::Local(d) => Ok(d.lobby(id)),
+            Directory::Redis(d) => d.lobby(id).await,
         }
     }
 
@@ -133,14 +169,17 @@ impl Directory {
                 d.send_command(node_id, command);
                 Ok(())
             }
+            Directory::Redis(d) => d.send_command(node_id, command).await,
         }
     }
 
     /// API side: claims up to `max` results for `consumer`, including ones
-    /// claimed earlier but not acknowledged within the claim timeout.
+    /// claimed earlier but not acknowledged within the claim timeout. Redis
+    /// hands out at most 10,000 per call.
     pub async fn claim_results(&self, consumer: &str, max: usize) -> Result<Vec<ClaimedResult>, DirectoryError> {
         match self {
             Directory::Local(d) => Ok(d.claim_results(consumer, max)),
+            Directory::Redis(d) => d.claim_results(consumer, max).await,
         }
     }
 
@@ -151,6 +190,7 @@ impl Directory {
                 d.ack_result(receipt);
                 Ok(())
             }
+            Directory::Redis(d) => d.ack_result(receipt).await,
         }
     }
 }

@@ -1,8 +1,10 @@
 //! A bot player: the [`Brain`] decides each tick's input from the latest
 //! snapshot (pure, testable), and [`run_bot`] plays a whole session over a
-//! [`GameClient`] the way a person would: join, move, aim, shoot, vote,
-//! leave, and come back after a lost connection or a closed lobby.
+//! [`GameClient`] the way a person would: sign in and matchmake through the
+//! API, join, move, aim, shoot, vote, leave, and matchmake again after a lost
+//! connection or a closed lobby.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,12 +14,15 @@ use protocol::datagram::{Buttons, PlayerSnap, Snapshot, angle_to_wire, flags};
 use protocol::ticket::JoinTarget;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use reqwest::StatusCode;
 use tokio::sync::Semaphore;
 use tokio::time::{MissedTickBehavior, sleep_until};
 
+use crate::api::{ApiClient, ApiError, Placement, Tokens};
 use crate::client::{ClientConfig, ClientError, ClientStats, GameClient};
 use crate::stats::Stats;
 use crate::ticket::DevTicketMinter;
+use crate::tls::{ClientConfigs, EndpointPool, Trust};
 
 /// The eight directions a bot walks in.
 const HEADINGS: [u8; 8] = [
@@ -36,6 +41,9 @@ const STUCK_TICKS: u32 = 4;
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// Pause before reconnecting after a lost connection.
 const RECONNECT_DELAY: Duration = Duration::from_millis(500);
+/// An access token with less life left than this is renewed before use, so
+/// it cannot expire between the check and the API reading it.
+const TOKEN_RENEW_MARGIN: Duration = Duration::from_secs(60);
 
 /// One tick's input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,8 +159,10 @@ fn heading_vector(heading: u8) -> (u16, u16) {
 /// One bot's part in a run.
 #[derive(Debug, Clone)]
 pub struct BotConfig {
+    /// The account's username with the API; the player name in direct tickets.
     pub name: String,
-    pub client: ClientConfig,
+    /// Sent in `Hello`.
+    pub client_name: String,
     pub target: JoinTarget,
     /// Restart vote cast at match end; `None` abstains.
     pub vote: Option<bool>,
@@ -163,15 +173,33 @@ pub struct BotConfig {
     pub stop_at: Instant,
     /// Reconnects allowed after lost connections.
     pub max_reconnects: u32,
+    /// Which of the shared endpoints this bot's connections use.
+    pub endpoint_slot: usize,
+}
+
+/// How bots get a ticket and where they take it.
+#[derive(Debug)]
+pub enum Matchmaker {
+    /// Through the HTTP API: an account per bot, a placement (node address,
+    /// certificate hash, ticket) per join.
+    Api {
+        api: ApiClient,
+        password: String,
+        /// Accept any node certificate instead of pinning the placement's hash.
+        insecure: bool,
+    },
+    /// Tickets minted with one node's key, for a node without an API.
+    Direct { minter: DevTicketMinter, server: SocketAddr, server_name: String, trust: Trust },
 }
 
 /// What every bot of a run shares.
 #[derive(Debug, Clone)]
 pub struct BotEnv {
-    pub endpoint: quinn::Endpoint,
-    pub minter: Arc<DevTicketMinter>,
+    pub matchmaker: Arc<Matchmaker>,
+    pub endpoints: Arc<EndpointPool>,
+    pub quic_configs: Arc<ClientConfigs>,
     pub stats: Arc<Stats>,
-    /// Bounds concurrent handshakes and joins.
+    /// Bounds concurrent joins (account, matchmake, handshake, join).
     pub connect_gate: Arc<Semaphore>,
 }
 
@@ -200,13 +228,14 @@ pub async fn run_bot(cfg: BotConfig, env: BotEnv) {
     }
     sleep_until(cfg.start_at.into()).await;
     // One account for the whole run, so a reconnect resumes the held slot.
-    let account = uuid::Uuid::new_v4();
+    let mut account = Account::new();
     let mut joins = 0u32;
     let mut reconnects = 0u32;
     let mut playing = Playing::default();
 
     while Instant::now() < cfg.stop_at {
-        let attempt = tokio::time::timeout_at(cfg.stop_at.into(), connect_and_join(&cfg, &env, account, joins == 0));
+        let attempt =
+            tokio::time::timeout_at(cfg.stop_at.into(), connect_and_join(&cfg, &env, &mut account, joins == 0));
         let mut client = match attempt.await {
             Ok(Ok(client)) => client,
             Ok(Err(kind)) => {
@@ -231,7 +260,8 @@ pub async fn run_bot(cfg: BotConfig, env: BotEnv) {
                 break;
             }
             SessionEnd::LobbyClosed => {
-                // Matchmake again on a fresh connection, as a player would.
+                // Matchmake again (a fresh placement and ticket) on a fresh
+                // connection, as a player would.
                 env.stats.lobby_closed();
                 client.shutdown(Duration::from_millis(500)).await;
             }
@@ -255,24 +285,129 @@ pub async fn run_bot(cfg: BotConfig, env: BotEnv) {
     env.stats.snapshot_rate(playing.snapshots, playing.time);
 }
 
-/// Connects and joins within the connect gate; an error is returned as its
-/// kind for counting.
+/// A bot's identity across its sessions: a random account id for direct
+/// tickets, or the API account's tokens.
+#[derive(Debug)]
+struct Account {
+    direct_id: uuid::Uuid,
+    tokens: Option<(Tokens, Instant)>,
+}
+
+impl Account {
+    fn new() -> Account {
+        Account { direct_id: uuid::Uuid::new_v4(), tokens: None }
+    }
+
+    /// A usable access token: the current one while it has
+    /// [`TOKEN_RENEW_MARGIN`] left, else refreshed, else from logging in again.
+    async fn access_token(&mut self, api: &ApiClient, username: &str, password: &str) -> Result<String, ApiError> {
+        if let Some((tokens, at)) = &self.tokens {
+            let lifetime = Duration::from_secs(tokens.expires_in);
+            if at.elapsed() + TOKEN_RENEW_MARGIN < lifetime {
+                return Ok(tokens.access_token.clone());
+            }
+        }
+        let refreshed = match self.tokens.take() {
+            Some((old, _)) => api.refresh(&old.refresh_token).await.ok(),
+            None => None,
+        };
+        let tokens = match refreshed {
+            Some(tokens) => tokens,
+            None => api.register_or_login(username, password).await?,
+        };
+        let token = tokens.access_token.clone();
+        self.tokens = Some((tokens, Instant::now()));
+        Ok(token)
+    }
+
+    /// Forgets the tokens after the API refused them.
+    fn forget(&mut self) {
+        self.tokens = None;
+    }
+}
+
+/// Where one join goes: the node, how to trust it and the ticket.
+struct Destination {
+    server: SocketAddr,
+    server_name: String,
+    trust: Trust,
+    ticket: String,
+}
+
+/// Gets a destination, connects and joins, within the connect gate; an error
+/// is returned as its kind for counting. Join time runs from the matchmake
+/// request (or the ticket mint) to `LobbyJoined`; logging in is not part of it.
 async fn connect_and_join(
     cfg: &BotConfig,
     env: &BotEnv,
-    account: uuid::Uuid,
+    account: &mut Account,
     first: bool,
 ) -> Result<GameClient, String> {
     let _permit = tokio::select! {
         permit = env.connect_gate.acquire() => permit.map_err(|_| "not_started".to_owned())?,
         _ = sleep_until(cfg.stop_at.into()) => return Err("not_started".into()),
     };
-    let started = Instant::now();
-    let mut client = GameClient::connect_with(&env.endpoint, &cfg.client).await.map_err(|e| e.kind())?;
-    let ticket = env.minter.mint(account, &cfg.name, cfg.target.clone()).map_err(|_| "ticket".to_owned())?;
-    client.join(&ticket).await.map_err(|e| e.kind())?;
+    let (started, dest) = match &*env.matchmaker {
+        Matchmaker::Direct { minter, server, server_name, trust } => {
+            let started = Instant::now();
+            let ticket =
+                minter.mint(account.direct_id, &cfg.name, cfg.target.clone()).map_err(|_| "ticket".to_owned())?;
+            (started, Destination { server: *server, server_name: server_name.clone(), trust: trust.clone(), ticket })
+        }
+        Matchmaker::Api { api, password, insecure } => {
+            let (started, placement) = place(cfg, api, password, account).await.map_err(|e| e.kind())?;
+            let server = placement.socket_addr().await.map_err(|_| "resolve".to_owned())?;
+            let trust = match insecure {
+                true => Trust::Insecure,
+                false => placement.trust().map_err(|_| "cert_hash".to_owned())?,
+            };
+            (started, Destination { server, server_name: placement.host, trust, ticket: placement.ticket })
+        }
+    };
+
+    let endpoint = env.endpoints.endpoint_for(dest.server, cfg.endpoint_slot).map_err(|e| {
+        tracing::warn!(error = %format!("{e:#}"), "no client endpoint");
+        "endpoint".to_owned()
+    })?;
+    let quic = env.quic_configs.get(&dest.trust).map_err(|_| "tls_config".to_owned())?;
+    let client_cfg = ClientConfig {
+        server: dest.server,
+        server_name: dest.server_name,
+        trust: dest.trust,
+        client_name: cfg.client_name.clone(),
+    };
+    let mut client = GameClient::connect_with_config(&endpoint, &client_cfg, quic).await.map_err(|e| e.kind())?;
+    client.join(&dest.ticket).await.map_err(|e| e.kind())?;
     env.stats.joined(started.elapsed(), first, client.welcome().tick_rate);
     Ok(client)
+}
+
+/// Matchmakes (or asks for the configured lobby) through the API; returns
+/// when the request was sent and the placement. Tokens the API refuses
+/// (expired, revoked) are renewed once.
+async fn place(
+    cfg: &BotConfig,
+    api: &ApiClient,
+    password: &str,
+    account: &mut Account,
+) -> Result<(Instant, Placement), ApiError> {
+    let mut renewed = false;
+    loop {
+        let token = account.access_token(api, &cfg.name, password).await?;
+        let started = Instant::now();
+        let placed = match &cfg.target {
+            JoinTarget::Mode(mode) => api.matchmake(&token, mode).await,
+            JoinTarget::Lobby(id) => api.join_lobby(&token, *id).await,
+        };
+        match placed {
+            Err(e) if e.status() == Some(StatusCode::UNAUTHORIZED) && !renewed => {
+                tracing::debug!(bot = %cfg.name, error = %e, "access token refused; signing in again");
+                account.forget();
+                renewed = true;
+            }
+            other => return other.map(|p| (started, p)),
+        }
+    }
 }
 
 async fn play(client: &mut GameClient, cfg: &BotConfig, env: &BotEnv, seed: u64, playing: &mut Playing) -> SessionEnd {

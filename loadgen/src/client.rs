@@ -154,16 +154,37 @@ impl GameClient {
     }
 
     /// QUIC handshake, control stream, `Hello` and `Welcome`, within
-    /// [`HANDSHAKE_TIMEOUT`].
+    /// [`HANDSHAKE_TIMEOUT`], trusting what the endpoint's default client
+    /// config trusts (`cfg.trust` is not consulted).
     pub async fn connect_with(endpoint: &quinn::Endpoint, cfg: &ClientConfig) -> Result<GameClient, ClientError> {
-        tokio::time::timeout(HANDSHAKE_TIMEOUT, GameClient::handshake(endpoint, cfg))
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, GameClient::handshake(endpoint, cfg, None))
             .await
             .unwrap_or(Err(ClientError::Timeout))
     }
 
-    async fn handshake(endpoint: &quinn::Endpoint, cfg: &ClientConfig) -> Result<GameClient, ClientError> {
-        let connecting =
-            endpoint.connect(cfg.server, &cfg.server_name).map_err(|e| ClientError::Connect(e.to_string()))?;
+    /// Like [`GameClient::connect_with`], with this connection's own QUIC
+    /// config (see [`crate::tls::ClientConfigs`]), so one endpoint can serve
+    /// connections to nodes with different certificates.
+    pub async fn connect_with_config(
+        endpoint: &quinn::Endpoint,
+        cfg: &ClientConfig,
+        quic: quinn::ClientConfig,
+    ) -> Result<GameClient, ClientError> {
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, GameClient::handshake(endpoint, cfg, Some(quic)))
+            .await
+            .unwrap_or(Err(ClientError::Timeout))
+    }
+
+    async fn handshake(
+        endpoint: &quinn::Endpoint,
+        cfg: &ClientConfig,
+        quic: Option<quinn::ClientConfig>,
+    ) -> Result<GameClient, ClientError> {
+        let connecting = match quic {
+            Some(quic) => endpoint.connect_with(quic, cfg.server, &cfg.server_name),
+            None => endpoint.connect(cfg.server, &cfg.server_name),
+        }
+        .map_err(|e| ClientError::Connect(e.to_string()))?;
         let conn = connecting.await.map_err(|e| ClientError::Connect(describe_close(&e)))?;
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| ClientError::Closed(describe_close(&e)))?;
         let hello = ClientControl::Hello { version: protocol::PROTOCOL_VERSION, client: cfg.client_name.clone() };

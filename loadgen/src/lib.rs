@@ -3,13 +3,15 @@
 //! * [`client`]: [`GameClient`], one player's QUIC connection to a game node
 //!   (handshake, join, inputs with redundancy, snapshots, control events).
 //!   The node's tests use it as their client.
-//! * [`tls`]: client endpoints and certificate trust.
-//! * [`ticket`]: join tickets minted with a node's development key.
+//! * [`api`]: [`ApiClient`], the typed HTTP API client (accounts, placements).
+//! * [`tls`]: client endpoints and certificate trust (a DER copy or a SHA-256 pin).
+//! * [`ticket`]: join tickets minted with a node's development key (`--direct`).
 //! * [`input`]: the input redundancy window and round-trip matching, no IO.
 //! * [`bot`]: the bot's brain (no IO) and its play loop.
 //! * [`stats`], [`report`]: measurements of a run and the JSON report.
 //! * [`cli`], [`run`]: the `loadgen` binary's flags and the run itself.
 
+pub mod api;
 pub mod bot;
 pub mod cli;
 pub mod client;
@@ -20,7 +22,8 @@ pub mod stats;
 pub mod ticket;
 pub mod tls;
 
+pub use api::{ApiClient, ApiError, Placement, Tokens};
 pub use client::{ClientConfig, ClientError, ClientStats, GameClient, Welcome};
 pub use report::Report;
 pub use ticket::DevTicketMinter;
-pub use tls::{Trust, client_endpoint, client_endpoint_for};
+pub use tls::{ClientConfigs, EndpointPool, Trust, client_endpoint, client_endpoint_for, quic_client_config};

@@ -56,7 +56,7 @@ pub struct Report {
     pub bots_requested: u64,
     /// Bots that joined a lobby at least once.
     pub bots_joined: u64,
-    /// Connect start to `LobbyJoined`.
+    /// Matchmake request (ticket mint with `--direct`) to `LobbyJoined`.
     pub join_ms: Percentiles,
     /// Input sent to the first snapshot acknowledging it.
     pub rtt_ms: Percentiles,
@@ -77,6 +77,25 @@ pub struct Report {
     pub rejoins: u64,
     /// Tick rate the node announced.
     pub tick_rate: Option<u16>,
+    /// HTTP API requests by endpoint (`register`, `login`, `refresh`,
+    /// `matchmake`, `join_lobby`); only endpoints that were called. Empty
+    /// with `--direct`.
+    #[serde(default)]
+    pub http: BTreeMap<String, HttpEndpoint>,
+}
+
+/// One API endpoint's requests. Every attempt counts, retries after a 429
+/// included; latency is per attempt, in milliseconds, `null` if none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct HttpEndpoint {
+    pub count: u64,
+    /// Failed attempts (error status or no answer), 429s excepted.
+    pub errors: u64,
+    /// Attempts answered 429 Too Many Requests.
+    pub rate_limited: u64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub max_ms: Option<f64>,
 }
 
 impl Report {
@@ -102,6 +121,16 @@ impl Report {
             ("bots joined".into(), format!("{} / {}", self.bots_joined, self.bots_requested)),
             ("tick rate".into(), self.tick_rate.map_or_else(|| "-".into(), |t| format!("{t} Hz"))),
             ("join p50 / p99".into(), format!("{} / {}", ms(self.join_ms.p50), ms(self.join_ms.p99))),
+        ];
+        rows.extend(self.http.iter().map(|(endpoint, h)| {
+            let mut v = format!("{} / {}  ({} requests, {} errors", ms(h.p50_ms), ms(h.p99_ms), h.count, h.errors);
+            if h.rate_limited > 0 {
+                let _ = write!(v, ", {} rate limited", h.rate_limited);
+            }
+            v.push(')');
+            (format!("http {endpoint} p50 / p99"), v)
+        }));
+        rows.extend([
             ("rtt p50 / p99".into(), format!("{} / {}", ms(self.rtt_ms.p50), ms(self.rtt_ms.p99))),
             ("rtt max".into(), ms(self.rtt_ms.max)),
             (
@@ -115,7 +144,7 @@ impl Report {
             ("rejoins".into(), self.rejoins.to_string()),
             ("bots disconnected".into(), self.bots_disconnected.to_string()),
             ("errors".into(), self.error_count().to_string()),
-        ];
+        ]);
         rows.extend(self.errors.iter().map(|(kind, n)| (format!("  {kind}"), n.to_string())));
         let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         let mut out = String::new();
@@ -181,7 +210,22 @@ mod tests {
         assert!(v["snapshots_per_sec"].get("mean").is_some() && v["snapshots_per_sec"].get("min").is_some());
         assert_eq!(v["errors"]["timeout"], 1);
         assert!(v["rtt_ms"]["p99"].is_null());
+        assert_eq!(v["http"], serde_json::json!({}));
         assert_eq!(serde_json::from_value::<Report>(v).unwrap(), r);
+
+        r.http.insert(
+            "matchmake".into(),
+            HttpEndpoint { count: 3, errors: 1, rate_limited: 1, p50_ms: Some(2.5), p99_ms: Some(9.0), max_ms: Some(9.0) },
+        );
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        for key in ["count", "errors", "rate_limited", "p50_ms", "p99_ms"] {
+            assert!(v["http"]["matchmake"].get(key).is_some(), "missing http.matchmake.{key}");
+        }
+        assert_eq!(serde_json::from_value::<Report>(v).unwrap(), r);
+        // Reports written before the http section still parse.
+        let mut old: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        old.as_object_mut().unwrap().remove("http");
+        assert!(serde_json::from_value::<Report>(old).unwrap().http.is_empty());
     }
 
     #[test]
@@ -193,5 +237,18 @@ mod tests {
         errs.errors.insert("closed".into(), 1);
         assert!(errs.failed());
         assert!(ok.table().contains("3 / 3"));
+    }
+
+    #[test]
+    fn the_table_shows_http_rows() {
+        let mut r = Report { bots_requested: 1, bots_joined: 1, ..Report::default() };
+        r.http.insert(
+            "register".into(),
+            HttpEndpoint { count: 1, p50_ms: Some(40.0), p99_ms: Some(40.0), max_ms: Some(40.0), ..Default::default() },
+        );
+        r.http.insert("matchmake".into(), HttpEndpoint { count: 2, rate_limited: 1, ..Default::default() });
+        let table = r.table();
+        assert!(table.contains("http register p50 / p99") && table.contains("40.0 ms / 40.0 ms  (1 requests, 0 errors)"));
+        assert!(table.contains("1 rate limited"), "{table}");
     }
 }

@@ -4,12 +4,12 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use crate::report::{Percentiles, Rate, Report};
+use crate::report::{HttpEndpoint, Percentiles, Rate, Report};
 
 /// Bots with less playing time are left out of the snapshot-rate figures:
 /// a rate over a fraction of a second says more about timing than the node.
@@ -36,6 +36,7 @@ pub struct Stats {
     lobbies_closed: AtomicU64,
     rejoins: AtomicU64,
     tick_rate: AtomicU64,
+    http: Arc<HttpStats>,
     inner: Mutex<Inner>,
 }
 
@@ -73,6 +74,7 @@ impl Stats {
             lobbies_closed: AtomicU64::new(0),
             rejoins: AtomicU64::new(0),
             tick_rate: AtomicU64::new(0),
+            http: Arc::new(HttpStats::default()),
             inner: Mutex::new(Inner {
                 join: micros_histogram(),
                 rtt: micros_histogram(),
@@ -86,6 +88,11 @@ impl Stats {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Where the run's API client records its requests.
+    pub fn http(&self) -> Arc<HttpStats> {
+        self.http.clone()
     }
 
     /// A join that succeeded after `took`; `first` for the bot's first join.
@@ -180,7 +187,70 @@ impl Stats {
             lobbies_closed: self.lobbies_closed.load(Relaxed),
             rejoins: self.rejoins.load(Relaxed),
             tick_rate: (tick_rate > 0).then_some(tick_rate as u16),
+            http: self.http.report(),
         }
+    }
+}
+
+/// How one HTTP request ended, for [`HttpStats::record`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpOutcome {
+    Ok,
+    /// 429: the client waits and may retry; counted apart from errors.
+    RateLimited,
+    /// Any other error status, or no usable answer at all.
+    Failed,
+}
+
+/// HTTP requests by endpoint name: counts and a latency histogram each. A
+/// request is timed from sending to its answer (or failure); waits between
+/// retries are not part of any sample.
+#[derive(Debug, Default)]
+pub struct HttpStats {
+    endpoints: Mutex<BTreeMap<&'static str, HttpEndpointStats>>,
+}
+
+#[derive(Debug)]
+struct HttpEndpointStats {
+    latency: Histogram<u64>,
+    errors: u64,
+    rate_limited: u64,
+}
+
+impl HttpStats {
+    pub fn record(&self, endpoint: &'static str, took: Duration, outcome: HttpOutcome) {
+        let mut endpoints = self.endpoints.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let e = endpoints.entry(endpoint).or_insert_with(|| HttpEndpointStats {
+            latency: micros_histogram(),
+            errors: 0,
+            rate_limited: 0,
+        });
+        record(&mut e.latency, took);
+        match outcome {
+            HttpOutcome::Ok => {}
+            HttpOutcome::RateLimited => e.rate_limited += 1,
+            HttpOutcome::Failed => e.errors += 1,
+        }
+    }
+
+    /// Every endpoint called at least once.
+    pub fn report(&self) -> BTreeMap<String, HttpEndpoint> {
+        let endpoints = self.endpoints.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        endpoints
+            .iter()
+            .map(|(name, e)| {
+                let p = Percentiles::from_micros(&e.latency);
+                let row = HttpEndpoint {
+                    count: p.count,
+                    errors: e.errors,
+                    rate_limited: e.rate_limited,
+                    p50_ms: p.p50,
+                    p99_ms: p.p99,
+                    max_ms: p.max,
+                };
+                (name.to_string(), row)
+            })
+            .collect()
     }
 }
 
@@ -221,5 +291,27 @@ mod tests {
         assert_eq!((r.inputs_sent, r.snapshots_received, r.duration_s), (100, 90, 20.5));
         assert_eq!(r.tick_rate, Some(20));
         assert!(r.failed());
+        assert!(r.http.is_empty(), "no API calls, no http rows");
+    }
+
+    #[test]
+    fn http_requests_are_counted_and_timed_by_endpoint() {
+        let s = Stats::new(1);
+        let http = s.http();
+        for ms in [10, 20, 30] {
+            http.record("register", Duration::from_millis(ms), HttpOutcome::Ok);
+        }
+        http.record("matchmake", Duration::from_millis(5), HttpOutcome::RateLimited);
+        http.record("matchmake", Duration::from_millis(7), HttpOutcome::Ok);
+        http.record("matchmake", Duration::from_millis(900), HttpOutcome::Failed);
+
+        let r = s.report(Duration::from_secs(1));
+        assert_eq!(r.http.keys().collect::<Vec<_>>(), ["matchmake", "register"]);
+        let reg = &r.http["register"];
+        assert_eq!((reg.count, reg.errors, reg.rate_limited), (3, 0, 0));
+        assert!((reg.p50_ms.unwrap() - 20.0).abs() < 0.1 && (reg.p99_ms.unwrap() - 30.0).abs() < 0.1, "{reg:?}");
+        let mm = &r.http["matchmake"];
+        assert_eq!((mm.count, mm.errors, mm.rate_limited), (3, 1, 1));
+        assert!((mm.max_ms.unwrap() - 900.0).abs() < 1.0);
     }
 }

@@ -1,9 +1,11 @@
-//! The client library and the `loadgen` binary against a real game node
-//! (`trespasser serve`) over QUIC on loopback.
+//! The client library and the `loadgen` binary against a real
+//! `trespasser serve` (HTTP API and game node in one process) over HTTP and
+//! QUIC on loopback.
 //!
 //! The node binary comes from `TRESPASSER_BIN`, or from the same target dir
-//! as `loadgen` (`cargo test --workspace` builds both). When neither exists
-//! the tests say so and pass, so `cargo test -p loadgen` alone still works.
+//! as `loadgen` (`cargo build --workspace --bins` builds both; `cargo test`
+//! alone does not build another package's binary). Without it the tests fail:
+//! a missing server is a broken setup, not a pass.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -12,23 +14,29 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use loadgen::{ClientConfig, ClientError, DevTicketMinter, GameClient, Trust, client_endpoint_for};
+use loadgen::{ApiClient, ClientConfig, ClientError, DevTicketMinter, GameClient, Trust, client_endpoint_for};
 use protocol::control::{ErrorCode, LobbyState, ServerControl};
 use protocol::datagram::{Buttons, Snapshot, flags};
 use protocol::ticket::JoinTarget;
+
+/// The heavy runs of the `loadgen` binary take turns: two at once on a
+/// small CI machine would measure each other.
+static LOADGEN_RUNS: Mutex<()> = Mutex::new(());
 
 /// A node process in its own data dir, killed when dropped.
 struct Node {
     child: Child,
     quic: SocketAddr,
+    /// The API's base URL, `http://<addr>`.
+    api: String,
     data_dir: PathBuf,
     log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Node {
-    /// Starts a node, or returns `None` when no node binary is available.
-    fn start(extra_args: &[&str]) -> Option<Node> {
-        let bin = node_binary()?;
+    /// Starts a node from the built `trespasser` binary.
+    fn start(extra_args: &[&str]) -> Node {
+        let bin = node_binary();
         let data_dir = std::env::temp_dir().join(format!("loadgen-e2e-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&data_dir).unwrap();
         let mut child = Command::new(&bin)
@@ -56,19 +64,19 @@ impl Node {
             std::thread::spawn(move || {
                 for line in BufReader::new(pipe).lines().map_while(Result::ok) {
                     if let Some(tx) = &ready
-                        && let Some(addr) = quic_addr_in(&line)
+                        && let Some(addrs) = ready_addrs_in(&line)
                     {
-                        let _ = tx.send(addr);
+                        let _ = tx.send(addrs);
                     }
                     log.lock().unwrap().push(line);
                 }
             });
         }
-        let Ok(quic) = ready_rx.recv_timeout(Duration::from_secs(60)) else {
+        let Ok((quic, api)) = ready_rx.recv_timeout(Duration::from_secs(60)) else {
             let _ = child.kill();
-            panic!("the node did not report its QUIC address; its output:\n{}", log.lock().unwrap().join("\n"));
+            panic!("the node did not report its addresses; its output:\n{}", log.lock().unwrap().join("\n"));
         };
-        Some(Node { child, quic, data_dir, log })
+        Node { child, quic, api, data_dir, log }
     }
 
     fn trust(&self) -> Trust {
@@ -95,23 +103,73 @@ impl Drop for Node {
     }
 }
 
-fn node_binary() -> Option<PathBuf> {
+fn node_binary() -> PathBuf {
     if let Some(bin) = std::env::var_os("TRESPASSER_BIN") {
-        return Some(bin.into());
+        return bin.into();
     }
     let beside =
         Path::new(env!("CARGO_BIN_EXE_loadgen")).with_file_name(format!("trespasser{}", std::env::consts::EXE_SUFFIX));
     if beside.exists() {
-        return Some(beside);
+        return beside;
     }
-    eprintln!("skipping: no node binary (set TRESPASSER_BIN or build the workspace: cargo build --workspace)");
-    None
+    // A missing binary is a broken setup, not a reason to pass.
+    panic!(
+        "no node binary at {}: build it first (cargo build -p trespasser-server --bin trespasser) or set TRESPASSER_BIN",
+        beside.display()
+    );
 }
 
-/// The address in the node's "ready: QUIC <addr> (udp)" line.
-fn quic_addr_in(line: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find("QUIC ")? + "QUIC ".len()..];
-    rest.split_whitespace().next()?.trim_end_matches(',').parse().ok()
+/// The QUIC address and the API URL in the node's ready line:
+/// "... ready: QUIC <addr> (udp), HTTP http://<addr> (API /v1, ...)".
+fn ready_addrs_in(line: &str) -> Option<(SocketAddr, String)> {
+    let after = |marker: &str| Some(line[line.find(marker)? + marker.len()..].split_whitespace().next()?.to_owned());
+    let quic = after("QUIC ")?.trim_end_matches(',').parse().ok()?;
+    let http: SocketAddr = after("HTTP http://")?.parse().ok()?;
+    Some((quic, format!("http://{http}")))
+}
+
+#[test]
+fn the_ready_line_gives_both_addresses() {
+    let line = "trespasser node local ready: QUIC 127.0.0.1:40001 (udp), HTTP http://127.0.0.1:40002 \
+                (API /v1, /health, /ready, /metrics)";
+    let (quic, api) = ready_addrs_in(line).unwrap();
+    assert_eq!((quic.port(), api.as_str()), (40001, "http://127.0.0.1:40002"));
+    assert_eq!(ready_addrs_in("trespasser game node local ready: QUIC 127.0.0.1:1 (udp)"), None);
+}
+
+/// Runs the `loadgen` binary; returns its stdout and the JSON report.
+fn run_loadgen(node: &Node, args: &[&str]) -> (String, serde_json::Value) {
+    let _turn = LOADGEN_RUNS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let report_path = node.data_dir.join(format!("report-{}.json", uuid::Uuid::new_v4()));
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(args)
+        .args(["--fail-on-error", "--quiet", "--json"])
+        .arg(&report_path)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Shown with --nocapture: the numbers of the run.
+    eprintln!("{stdout}");
+    assert!(out.status.success(), "loadgen failed ({}):\n{stdout}\n{stderr}", out.status);
+    let report = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    (stdout, report)
+}
+
+/// What every clean run shows, whichever way the bots joined.
+fn assert_clean_run(report: &serde_json::Value, bots: u64, stdout: &str) {
+    assert_eq!(report["bots_requested"], bots);
+    assert_eq!(report["bots_joined"], bots, "{report:#}");
+    assert_eq!(report["errors"], serde_json::json!({}), "{report:#}");
+    for key in ["join_ms", "rtt_ms"] {
+        for p in ["p50", "p99"] {
+            assert!(report[key][p].as_f64().is_some_and(|v| v > 0.0), "{key}.{p}: {report:#}");
+        }
+    }
+    assert!(report["snapshots_per_sec"]["mean"].as_f64().is_some_and(|v| v > 0.0), "{report:#}");
+    assert!(report["snapshots_per_sec"]["min"].as_f64().is_some(), "{report:#}");
+    assert!(stdout.contains("bots joined"), "the final table is printed: {stdout}");
 }
 
 fn mode() -> JoinTarget {
@@ -141,7 +199,7 @@ async fn play_until(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_joins_plays_and_leaves() {
-    let Some(node) = Node::start(&[]) else { return };
+    let node = Node::start(&[]);
     let mut client = GameClient::connect(&node.client_config()).await.unwrap();
     assert_eq!(client.welcome().version, protocol::PROTOCOL_VERSION);
     assert_eq!(client.welcome().node_id, "local");
@@ -177,7 +235,7 @@ async fn a_client_joins_plays_and_leaves() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_clients_on_one_endpoint_share_a_lobby_and_see_each_other_move() {
-    let Some(node) = Node::start(&[]) else { return };
+    let node = Node::start(&[]);
     // The insecure trust also reaches the node (the handshake still verifies
     // signatures, just not the certificate).
     let endpoint = client_endpoint_for(&Trust::Insecure, node.quic).unwrap();
@@ -229,7 +287,7 @@ async fn two_clients_on_one_endpoint_share_a_lobby_and_see_each_other_move() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_tickets_come_back_as_server_errors() {
-    let Some(node) = Node::start(&[]) else { return };
+    let node = Node::start(&[]);
     let cfg = node.client_config();
     let code = |r: Result<_, ClientError>| match r {
         Err(ClientError::Server { code, .. }) => code,
@@ -262,35 +320,85 @@ async fn refused_tickets_come_back_as_server_errors() {
     assert_eq!(code(c.join(&t).await), ErrorCode::UnknownMode);
 }
 
-#[test]
-fn loadgen_runs_200_bots_for_20s_without_errors() {
-    let Some(node) = Node::start(&[]) else { return };
-    let report_path = node.data_dir.join("report.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(["--bots", "200", "--duration", "20s", "--ramp", "5s", "--fail-on-error", "--quiet"])
-        .arg("--server")
-        .arg(node.quic.to_string())
-        .arg("--data-dir")
-        .arg(&node.data_dir)
-        .arg("--json")
-        .arg(&report_path)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "loadgen failed ({}):\n{stdout}\n{stderr}", out.status);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_placement_pins_the_node_and_its_ticket_is_single_use() {
+    let node = Node::start(&[]);
+    let api = ApiClient::new(&node.api).unwrap();
+    let name = format!("e2e_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let tokens = api.register_or_login(&name, "lg-Strong-Bot-Pass-9c41e7").await.unwrap();
+    // The same name again logs in to the same account.
+    let again = api.register_or_login(&name, "lg-Strong-Bot-Pass-9c41e7").await.unwrap();
+    assert_eq!(again.account_id, tokens.account_id);
+    let wrong = api.login(&name, "not-the-password-3x").await.unwrap_err();
+    assert_eq!((wrong.status().map(|s| s.as_u16()), wrong.code()), (Some(401), Some("INVALID_CREDENTIALS")));
 
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
-    assert_eq!(report["bots_requested"], 200);
-    assert_eq!(report["bots_joined"], 200, "{report:#}");
-    assert_eq!(report["errors"], serde_json::json!({}), "{report:#}");
-    for key in ["join_ms", "rtt_ms"] {
-        for p in ["p50", "p99"] {
-            assert!(report[key][p].as_f64().is_some_and(|v| v > 0.0), "{key}.{p}: {report:#}");
+    let placement = api.matchmake(&tokens.access_token, "deathmatch").await.unwrap();
+    assert_eq!(placement.port, node.quic.port());
+    let dev_cert = std::fs::read(node.data_dir.join(protocol::defaults::DEV_CERT_FILE)).unwrap();
+    assert_eq!(placement.trust().unwrap(), Trust::sha256_of(&dev_cert), "the hash is the node's certificate's");
+    let addr = placement.socket_addr().await.unwrap();
+
+    // Another hash fails the handshake; the returned one connects, and the
+    // ticket joins once.
+    let wrong_pin = ClientConfig::new(addr, Trust::Sha256([7; 32]));
+    assert!(matches!(GameClient::connect(&wrong_pin).await, Err(ClientError::Connect(_))));
+    let cfg = ClientConfig::new(addr, placement.trust().unwrap());
+    let mut client = GameClient::connect(&cfg).await.unwrap();
+    let joined = client.join(&placement.ticket).await.unwrap();
+    assert_eq!(joined.lobby.mode, "deathmatch");
+    assert!(joined.roster.iter().any(|p| p.id == joined.you && p.name == name));
+    let mut second = GameClient::connect(&cfg).await.unwrap();
+    match second.join(&placement.ticket).await {
+        Err(ClientError::Server { code, .. }) => assert_eq!(code, ErrorCode::TicketReused),
+        other => panic!("a reused ticket must be refused, got {other:?}"),
+    }
+
+    // Asking for the lobby by id places the player there, once the node's
+    // lobby summary has reached the directory (it reports periodically).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let by_id = loop {
+        match api.join_lobby(&tokens.access_token, joined.lobby.id).await {
+            Ok(placement) => break placement,
+            Err(e) if e.code() == Some("LOBBY_NOT_FOUND") && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("joining lobby {} through the API: {e}", joined.lobby.id),
+        }
+    };
+    assert_eq!(by_id.lobby_id, Some(joined.lobby.id));
+    let http = api.stats().report();
+    for endpoint in ["register", "login", "matchmake", "join_lobby"] {
+        assert!(http[endpoint].count >= 1, "{endpoint}: {http:?}");
+    }
+    client.leave().await.unwrap();
+    client.shutdown(Duration::from_secs(2)).await;
+}
+
+#[test]
+fn loadgen_runs_200_bots_for_20s_through_the_api_without_errors() {
+    let node = Node::start(&[]);
+    let (stdout, report) =
+        run_loadgen(&node, &["--bots", "200", "--duration", "20s", "--ramp", "5s", "--api", node.api.as_str()]);
+    assert_clean_run(&report, 200, &stdout);
+    let http = &report["http"];
+    for endpoint in ["register", "matchmake"] {
+        let row = &http[endpoint];
+        assert!(row["count"].as_u64().is_some_and(|n| n >= 200), "{endpoint}: {report:#}");
+        assert_eq!(row["errors"], 0, "{endpoint}: {report:#}");
+        for p in ["p50_ms", "p99_ms"] {
+            assert!(row[p].as_f64().is_some_and(|v| v > 0.0), "{endpoint}.{p}: {report:#}");
         }
     }
-    assert!(report["snapshots_per_sec"]["mean"].as_f64().is_some_and(|v| v > 0.0), "{report:#}");
-    assert!(report["snapshots_per_sec"]["min"].as_f64().is_some(), "{report:#}");
-    assert!(stdout.contains("bots joined"), "the final table is printed: {stdout}");
+    assert!(stdout.contains("http matchmake"), "the table shows the HTTP rows: {stdout}");
+}
+
+#[test]
+fn loadgen_direct_joins_one_node_with_minted_tickets() {
+    let node = Node::start(&[]);
+    let quic = node.quic.to_string();
+    let data_dir = node.data_dir.to_str().unwrap();
+    let args = ["--direct", "--bots", "16", "--duration", "6s", "--ramp", "1s", "--server", &quic, "--data-dir", data_dir];
+    let (stdout, report) = run_loadgen(&node, &args);
+    assert_clean_run(&report, 16, &stdout);
+    assert_eq!(report["http"], serde_json::json!({}), "no API calls: {report:#}");
 }

@@ -21,18 +21,83 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run everything in one process on the embedded default (what
-    /// `trespasser` with no arguments does): a game node with a generated
-    /// development certificate and ticket key under --data-dir.
-    Serve(NodeArgs),
-    /// The production game-node role: certificate, key and ticket key must
-    /// be given.
-    Game(NodeArgs),
+    /// `trespasser` with no arguments does): the HTTP API on SQLite and one
+    /// game node, an in-process directory, a generated development
+    /// certificate and keys under --data-dir.
+    Serve(ServeArgs),
+    /// The production game-node role: certificate, key, ticket key and the
+    /// Redis directory must be given.
+    Game(GameArgs),
+    /// The production API role: Postgres, the Redis directory and keys must be given.
+    Api(ApiRoleArgs),
+    /// Apply the store's migrations and exit.
+    Migrate(MigrateArgs),
     /// Mint a development join ticket with the node's ticket key (prints the JWT).
     Ticket(TicketArgs),
 }
 
 fn duration(s: &str) -> Result<Duration, humantime::DurationError> {
     humantime::parse_duration(s)
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    #[command(flatten)]
+    pub api: http_api::ApiArgs,
+}
+
+/// Where the shared directory lives (production roles).
+#[derive(Debug, Clone, Args)]
+pub struct DirectoryArgs {
+    /// Redis URL of the directory shared by the API and the game nodes.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: String,
+    /// Key prefix in Redis (one per deployment).
+    #[arg(long, env = "TRESPASSER_DIRECTORY_PREFIX", default_value = "trespasser")]
+    pub directory_prefix: String,
+    /// How long a node stays listed without a heartbeat.
+    #[arg(long, env = "TRESPASSER_NODE_TTL", default_value = "10s", value_parser = duration)]
+    pub node_ttl: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GameArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    #[command(flatten)]
+    pub directory: DirectoryArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ApiRoleArgs {
+    /// TCP address of the HTTP API.
+    #[arg(long, env = "TRESPASSER_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+    /// Where the API may write files (none in production; kept for parity).
+    #[arg(long, env = "TRESPASSER_DATA_DIR", default_value = defaults::DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Join-ticket signing key, hex; the game nodes hold the same key.
+    #[arg(long, env = "TRESPASSER_TICKET_KEY", hide_env_values = true)]
+    pub ticket_key: String,
+    /// Key id of --ticket-key.
+    #[arg(long, env = "TRESPASSER_TICKET_KEY_ID", default_value = "k1")]
+    pub ticket_key_id: String,
+    #[command(flatten)]
+    pub directory: DirectoryArgs,
+    #[command(flatten)]
+    pub api: http_api::ApiArgs,
+    /// Log format: text or json.
+    #[arg(long, env = "TRESPASSER_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// Store URL (`postgres://...` or `sqlite://path`).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -46,6 +111,13 @@ pub struct NodeArgs {
     /// TCP address of the HTTP listener (/health, /metrics, /lobbies).
     #[arg(long, env = "TRESPASSER_HTTP_ADDR", default_value = defaults::DEFAULT_HTTP_ADDR)]
     pub http_addr: SocketAddr,
+    /// Host (or IP) players connect to, as announced to the API; the QUIC
+    /// address's IP by default.
+    #[arg(long, env = "TRESPASSER_PUBLIC_HOST")]
+    pub public_host: Option<String>,
+    /// UDP port players connect to, when a load balancer or NAT maps it.
+    #[arg(long, env = "TRESPASSER_PUBLIC_PORT")]
+    pub public_port: Option<u16>,
     /// Where the node writes its files (development certificate and ticket key).
     #[arg(long, env = "TRESPASSER_DATA_DIR", default_value = defaults::DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,

@@ -2,6 +2,7 @@
 //! simulation. See ARCHITECTURE.md for the map.
 
 pub mod config;
+pub mod directory_link;
 pub mod http;
 pub mod lobby;
 pub mod metrics;

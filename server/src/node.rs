@@ -6,10 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use directory::Directory;
+use prometheus_client::registry::Registry;
 use protocol::map::Map;
+use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
 use crate::config::{NodeArgs, dev_ticket_key, parse_ticket_key, write_private};
+use crate::directory_link::{self, Announce};
 use crate::http;
 use crate::lobby::core::{ChatConfig, LobbyConfig};
 use crate::lobby::{LobbyManager, LobbySettings};
@@ -28,18 +32,60 @@ pub enum Role {
     Production,
 }
 
+/// What the node is plugged into.
+pub struct NodeOptions {
+    /// Where finished matches go; with a directory, use
+    /// [`crate::directory_link::result_sink`].
+    pub sink: Arc<dyn MatchResultSink>,
+    /// Announce this node and take commands through the directory.
+    pub directory: Option<Directory>,
+    /// Serve /health, /metrics and /lobbies on `--http-addr` (off when the
+    /// API serves one combined listener in `serve`).
+    pub http: bool,
+}
+
+impl NodeOptions {
+    /// A standalone node with its own HTTP listener.
+    pub fn standalone(sink: Arc<dyn MatchResultSink>) -> NodeOptions {
+        NodeOptions { sink, directory: None, http: true }
+    }
+}
+
 /// A running node.
 pub struct Node {
     pub node_id: String,
     pub quic_addr: SocketAddr,
-    pub http_addr: SocketAddr,
+    /// The HTTP listener's address, when the node runs one.
+    pub http_addr: Option<SocketAddr>,
+    /// The node's metrics (rendered by its listener or by the API's).
+    pub registry: Arc<Registry>,
     /// The leaf certificate (DER) clients of this node can pin.
     pub cert_der: Vec<u8>,
     pub manager: Arc<LobbyManager>,
     pub metrics: NodeMetrics,
     endpoint: quinn::Endpoint,
     accept: JoinHandle<()>,
-    http: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
+    directory: Option<Directory>,
+}
+
+/// The node's ticket keys, current first: from the flags, or (serve only)
+/// generated into the data dir.
+pub fn ticket_keys(args: &NodeArgs, role: Role) -> anyhow::Result<Vec<protocol::ticket::TicketKey>> {
+    let mut keys = match (&args.ticket_key, role) {
+        (Some(hex), _) => vec![parse_ticket_key(&args.ticket_key_id, hex)?],
+        (None, Role::Embedded) => {
+            std::fs::create_dir_all(&args.data_dir)
+                .with_context(|| format!("creating the data dir {}", args.data_dir.display()))?;
+            vec![dev_ticket_key(&args.data_dir, true)?]
+        }
+        (None, Role::Production) => anyhow::bail!("the game role needs --ticket-key"),
+    };
+    if let Some(prev) = &args.ticket_key_previous {
+        let (kid, hex) = prev.split_once(':').context("--ticket-key-previous must be kid:hex")?;
+        keys.push(parse_ticket_key(kid, hex)?);
+    }
+    Ok(keys)
 }
 
 fn ticks(d: Duration, tick_rate: u16) -> u32 {
@@ -51,7 +97,7 @@ fn ticks_or_zero(d: Duration, tick_rate: u16) -> u32 {
 }
 
 impl Node {
-    pub async fn start(args: &NodeArgs, role: Role, sink: Arc<dyn MatchResultSink>) -> anyhow::Result<Node> {
+    pub async fn start(args: &NodeArgs, role: Role, opts: NodeOptions) -> anyhow::Result<Node> {
         std::fs::create_dir_all(&args.data_dir)
             .with_context(|| format!("creating the data dir {}", args.data_dir.display()))?;
         let identity = match (&args.tls_cert, &args.tls_key, role) {
@@ -63,15 +109,7 @@ impl Node {
         if role == Role::Embedded {
             write_private(&args.data_dir.join(protocol::defaults::DEV_CERT_FILE), &cert_der)?;
         }
-        let mut keys = match (&args.ticket_key, role) {
-            (Some(hex), _) => vec![parse_ticket_key(&args.ticket_key_id, hex)?],
-            (None, Role::Embedded) => vec![dev_ticket_key(&args.data_dir, true)?],
-            (None, Role::Production) => anyhow::bail!("the game role needs --ticket-key"),
-        };
-        if let Some(prev) = &args.ticket_key_previous {
-            let (kid, hex) = prev.split_once(':').context("--ticket-key-previous must be kid:hex")?;
-            keys.push(parse_ticket_key(kid, hex)?);
-        }
+        let keys = ticket_keys(args, role)?;
         let map = match &args.map {
             Some(path) => {
                 let text = std::fs::read_to_string(path).with_context(|| format!("reading map {}", path.display()))?;
@@ -105,7 +143,7 @@ impl Node {
         let settings =
             LobbySettings { modes: args.modes.clone(), max_lobbies: args.max_lobbies, map: Arc::new(map), lobby };
         let (metrics, registry) = metrics::new_metrics();
-        let manager = LobbyManager::new(settings, metrics.clone(), sink);
+        let manager = LobbyManager::new(settings, metrics.clone(), opts.sink);
         let session_cfg = SessionConfig {
             node_id: args.node_id.clone(),
             tick_rate: rate,
@@ -133,20 +171,33 @@ impl Node {
         let quic_addr = endpoint.local_addr()?;
         let accept = tokio::spawn(transport::accept_loop(endpoint.clone(), limits, ctx));
 
-        let listener = tokio::net::TcpListener::bind(args.http_addr)
-            .await
-            .with_context(|| format!("binding HTTP {}", args.http_addr))?;
-        let http_addr = listener.local_addr()?;
-        let router = http::router(http::HttpState {
-            registry: Arc::new(registry),
-            manager: manager.clone(),
-            node_id: args.node_id.clone(),
-        });
-        let http = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
-                tracing::error!(error = %e, "HTTP listener failed");
-            }
-        });
+        let registry = Arc::new(registry);
+        let mut tasks = Vec::new();
+        let http_addr = if opts.http {
+            let listener = tokio::net::TcpListener::bind(args.http_addr)
+                .await
+                .with_context(|| format!("binding HTTP {}", args.http_addr))?;
+            let addr = listener.local_addr()?;
+            let state = http::HttpState { registry: registry.clone(), manager: manager.clone(), node_id: args.node_id.clone() };
+            let router = http::router(state);
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, router).await {
+                    tracing::error!(error = %e, "HTTP listener failed");
+                }
+            }));
+            Some(addr)
+        } else {
+            None
+        };
+        if let Some(dir) = &opts.directory {
+            let announce = Announce {
+                node_id: args.node_id.clone(),
+                public_host: args.public_host.clone().unwrap_or_else(|| quic_addr.ip().to_string()),
+                public_port: args.public_port.unwrap_or(quic_addr.port()),
+                cert_sha256: protocol::defaults::to_hex(&Sha256::digest(&cert_der)),
+            };
+            tasks.push(tokio::spawn(directory_link::run(dir.clone(), manager.clone(), announce)));
+        }
         tracing::info!(node = %args.node_id, %quic_addr, %http_addr, "game node started");
         Ok(Node {
             node_id: args.node_id.clone(),
@@ -171,6 +222,13 @@ impl Node {
         self.endpoint.close(quinn::VarInt::from_u32(0), b"node shutting down");
         let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
         self.accept.abort();
-        self.http.abort();
+        for t in self.tasks {
+            t.abort();
+        }
+        if let Some(d) = &self.directory
+            && let Err(e) = d.remove_node(&self.node_id).await
+        {
+            tracing::warn!(error = %e, "could not deregister from the directory");
+        }
     }
 }

@@ -111,13 +111,13 @@ async fn the_capacity_error_appears_when_max_lobbies_is_reached() {
 async fn lobby_list_and_direct_lobby_joins() {
     let t = TestNode::start(&["--modes", "deathmatch,duel"]).await;
     let (_a, ja, _) = t.player("alice").await;
-    let body = http_get(t.node.http_addr, "/lobbies?mode=deathmatch").await;
+    let body = http_get(t.http(), "/lobbies?mode=deathmatch").await;
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["lobbies"][0]["id"], ja.lobby.id);
     assert_eq!(v["lobbies"][0]["players"], 1);
     assert_eq!(v["lobbies"][0]["state"], "playing");
     let none: serde_json::Value =
-        serde_json::from_str(&http_get(t.node.http_addr, "/lobbies?mode=duel").await).unwrap();
+        serde_json::from_str(&http_get(t.http(), "/lobbies?mode=duel").await).unwrap();
     assert_eq!(none["lobbies"].as_array().unwrap().len(), 0);
 
     // Join the listed lobby by id; unknown ids and modes are refused.
@@ -129,7 +129,7 @@ async fn lobby_list_and_direct_lobby_joins() {
     expect_refused(d.join(&missing).await, ErrorCode::LobbyNotFound).await;
     let bad_mode = t.minter.mint(uuid::Uuid::new_v4(), "carol", JoinTarget::Mode("ctf".into())).unwrap();
     expect_refused(d.join(&bad_mode).await, ErrorCode::UnknownMode).await;
-    let health: serde_json::Value = serde_json::from_str(&http_get(t.node.http_addr, "/health").await).unwrap();
+    let health: serde_json::Value = serde_json::from_str(&http_get(t.http(), "/health").await).unwrap();
     assert_eq!(health["status"], "ok");
     assert_eq!(health["players"], 2);
 }

@@ -15,7 +15,7 @@ use protocol::movement::Pos;
 use protocol::ticket::JoinTarget;
 use protocol::{AccountId, PlayerId};
 use server::config::{Cli, Command};
-use server::node::{Node, Role};
+use server::node::{Node, NodeOptions, Role};
 use server::results::MemorySink;
 
 pub const KEY_HEX: &str = "7465737420746963686574206b6579207468617420697320333220627974657321";
@@ -56,13 +56,18 @@ impl TestNode {
             "test-node",
         ];
         argv.extend_from_slice(extra);
-        let Some(Command::Serve(args)) = Cli::parse_from(argv).command else { unreachable!() };
+        let Some(Command::Serve(serve)) = Cli::parse_from(argv).command else { unreachable!() };
+        let args = serve.node;
         let sink = Arc::new(MemorySink::default());
-        let node = Node::start(&args, Role::Embedded, sink.clone()).await.expect("node starts");
+        let node = Node::start(&args, Role::Embedded, NodeOptions::standalone(sink.clone())).await.expect("node starts");
         let secret = protocol::defaults::from_hex(KEY_HEX).expect("hex");
         let minter = DevTicketMinter::new(protocol::ticket::TicketKey::new(KEY_ID, secret).expect("key"), "test-node");
         let endpoint = loadgen::client_endpoint(&Trust::Cert(node.cert_der.clone())).expect("client endpoint");
         TestNode { node, minter, endpoint, sink, data_dir }
+    }
+
+    pub fn http(&self) -> std::net::SocketAddr {
+        self.node.http_addr.expect("standalone nodes serve HTTP")
     }
 
     pub fn config(&self) -> ClientConfig {
@@ -87,7 +92,7 @@ impl TestNode {
 
     /// Reads the node's /metrics and returns the value of one sample line.
     pub async fn metric(&self, sample: &str) -> f64 {
-        let body = http_get(self.node.http_addr, "/metrics").await;
+        let body = http_get(self.http(), "/metrics").await;
         body.lines()
             .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')))
             .unwrap_or_else(|| panic!("no metric {sample} in:\n{body}"))
