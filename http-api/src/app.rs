@@ -54,7 +54,9 @@ pub struct Api {
 
 fn access_keys(args: &ApiArgs, opts: &ApiOptions) -> anyhow::Result<AccessKeys> {
     let (kid, secret) = match (&args.access_key, opts.role) {
-        (Some(hex), _) => (args.access_key_id.clone(), protocol::defaults::from_hex(hex).context("--access-key must be hex")?),
+        (Some(hex), _) => {
+            (args.access_key_id.clone(), protocol::defaults::from_hex(hex).context("--access-key must be hex")?)
+        }
         (None, Role::Embedded) => ("dev".to_string(), dev_secret(&opts.data_dir.join("access-key"))?),
         (None, Role::Production) => anyhow::bail!("the api role needs --access-key"),
     };
@@ -111,9 +113,17 @@ impl Api {
             Some(v) => v.clone(),
             None => exempt_default.iter().map(|s| s.to_string()).collect(),
         };
-        let exempt = exempt_src.iter().filter(|s| !s.is_empty()).map(|s| parse_cidr(s)).collect::<Result<Vec<_>, _>>()
+        let exempt = exempt_src
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| parse_cidr(s))
+            .collect::<Result<Vec<_>, _>>()
             .map_err(|e| anyhow::anyhow!("--rate-limit-exempt: {e}"))?;
-        let trusted_proxies = args.trusted_proxies.iter().filter(|s| !s.is_empty()).map(|s| parse_cidr(s))
+        let trusted_proxies = args
+            .trusted_proxies
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| parse_cidr(s))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
         let mut limits = scaled(RateLimitConfig::default(), args.rate_limit_scale);
@@ -187,12 +197,19 @@ impl Api {
                     async move { routes::ops::render_metrics(&state, &registries) }
                 }),
             )
-            .route("/v1/openapi.json", get(|| async { axum::Json(<crate::openapi::ApiDoc as utoipa::OpenApi>::openapi()) }));
+            .route(
+                "/v1/openapi.json",
+                get(|| async { axum::Json(<crate::openapi::ApiDoc as utoipa::OpenApi>::openapi()) }),
+            );
         let mut router = v1
             .merge(ops)
             .fallback(|| async { ApiError::not_found("NO_SUCH_ROUTE", "no such endpoint; see /v1/openapi.json") })
             .method_not_allowed_fallback(|| async {
-                ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "method not allowed on this endpoint")
+                ApiError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "METHOD_NOT_ALLOWED",
+                    "method not allowed on this endpoint",
+                )
             })
             .layer(axum::middleware::from_fn_with_state(self.state.clone(), crate::middleware::track))
             .layer(DefaultBodyLimit::max(self.max_body))

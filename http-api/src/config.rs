@@ -38,8 +38,12 @@ pub struct ApiArgs {
     #[arg(long, env = "TRESPASSER_TICKET_TTL", default_value = "30s", value_parser = duration)]
     pub ticket_ttl: Duration,
     /// Origins allowed by CORS (the web frontend), comma-separated.
-    #[arg(long, env = "TRESPASSER_CORS_ORIGINS", value_delimiter = ',',
-          default_value = "http://localhost:8080,http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "TRESPASSER_CORS_ORIGINS",
+        value_delimiter = ',',
+        default_value = "http://localhost:8080,http://127.0.0.1:8080"
+    )]
     pub cors_origins: Vec<String>,
     /// Source ranges exempt from rate limits (CIDR, comma-separated). Default:
     /// loopback in `serve` (local load tests), none in `api`.

@@ -63,8 +63,9 @@ where
             return Ok(Authed(claims.clone()));
         }
         let state = AppState::from_ref(state);
-        let token = bearer(parts)?
-            .ok_or_else(|| ApiError::unauthorized("MISSING_TOKEN", "send an access token: Authorization: Bearer <token>"))?;
+        let token = bearer(parts)?.ok_or_else(|| {
+            ApiError::unauthorized("MISSING_TOKEN", "send an access token: Authorization: Bearer <token>")
+        })?;
         verify_access(&state, token).map(Authed)
     }
 }
@@ -72,7 +73,8 @@ where
 /// The bearer token in the request, if any (`Err` when the header is malformed).
 pub fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
     let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) else { return Ok(None) };
-    let value = value.to_str().map_err(|_| ApiError::unauthorized("INVALID_TOKEN", "malformed Authorization header"))?;
+    let value =
+        value.to_str().map_err(|_| ApiError::unauthorized("INVALID_TOKEN", "malformed Authorization header"))?;
     match value.split_once(' ') {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
             Ok(Some(token.trim()))
@@ -95,11 +97,8 @@ pub struct ClientIp(pub IpAddr);
 
 impl ClientIp {
     pub fn from_parts(parts: &Parts, state: &AppState) -> ClientIp {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let peer =
+            parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
         let trusted = &state.settings.trusted_proxies;
         if trusted.is_empty() || !trusted.iter().any(|c| c.contains(peer)) {
             return ClientIp(peer);

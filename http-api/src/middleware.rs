@@ -58,7 +58,8 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().as_str().to_owned();
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let route =
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
     let m = &state.metrics;

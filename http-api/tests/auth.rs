@@ -12,7 +12,8 @@ async fn auth_flow(backend: Backend) {
     let access = reg["access_token"].as_str().unwrap().to_string();
     assert_eq!(reg["token_type"], "Bearer");
     assert_eq!(reg["expires_in"], 900);
-    let (status, dup) = t.post("/v1/auth/register", json!({"username": "alice_1", "password": "another good one"}), None).await;
+    let (status, dup) =
+        t.post("/v1/auth/register", json!({"username": "alice_1", "password": "another good one"}), None).await;
     assert_eq!((status, dup["code"].as_str()), (409, Some("USERNAME_TAKEN")));
 
     let (status, me) = t.get("/v1/me", Some(&access)).await;
@@ -22,7 +23,8 @@ async fn auth_flow(backend: Backend) {
 
     // Login: wrong password and unknown user look the same.
     let (s1, e1) = t.post("/v1/auth/login", json!({"username": "alice_1", "password": "wrong password"}), None).await;
-    let (s2, e2) = t.post("/v1/auth/login", json!({"username": "nobody_here", "password": "wrong password"}), None).await;
+    let (s2, e2) =
+        t.post("/v1/auth/login", json!({"username": "nobody_here", "password": "wrong password"}), None).await;
     assert_eq!((s1, s2), (401, 401));
     assert_eq!(e1, e2);
     let (status, login) =
@@ -55,8 +57,10 @@ async fn auth_flow(backend: Backend) {
     assert_eq!(status, 401);
 
     // Revoke one of several sessions from the list.
-    let (_, a) = t.post("/v1/auth/login", json!({"username": "alice_1", "password": "correct horse battery"}), None).await;
-    let (_, b) = t.post("/v1/auth/login", json!({"username": "alice_1", "password": "correct horse battery"}), None).await;
+    let (_, a) =
+        t.post("/v1/auth/login", json!({"username": "alice_1", "password": "correct horse battery"}), None).await;
+    let (_, b) =
+        t.post("/v1/auth/login", json!({"username": "alice_1", "password": "correct horse battery"}), None).await;
     let a_access = a["access_token"].as_str().unwrap();
     let (_, sessions) = t.get("/v1/me/sessions", Some(a_access)).await;
     let other = sessions["sessions"].as_array().unwrap().iter().find(|s| s["current"] == false).unwrap()["id"]
@@ -71,14 +75,20 @@ async fn auth_flow(backend: Backend) {
     assert_eq!(status, 404);
 
     // Changing the password signs out every other session.
-    let (_, c) = t.post("/v1/auth/login", json!({"username": "alice_1", "password": "correct horse battery"}), None).await;
+    let (_, c) =
+        t.post("/v1/auth/login", json!({"username": "alice_1", "password": "correct horse battery"}), None).await;
     let (status, _) = t
-        .post("/v1/me/password", json!({"current_password": "correct horse battery", "new_password": "a brand new secret"}), Some(a_access))
+        .post(
+            "/v1/me/password",
+            json!({"current_password": "correct horse battery", "new_password": "a brand new secret"}),
+            Some(a_access),
+        )
         .await;
     assert_eq!(status, 204);
     let (status, _) = t.post("/v1/auth/refresh", json!({"refresh_token": c["refresh_token"]}), None).await;
     assert_eq!(status, 401);
-    let (status, _) = t.post("/v1/auth/login", json!({"username": "alice_1", "password": "a brand new secret"}), None).await;
+    let (status, _) =
+        t.post("/v1/auth/login", json!({"username": "alice_1", "password": "a brand new secret"}), None).await;
     assert_eq!(status, 200);
 }
 
@@ -101,7 +111,10 @@ async fn usernames_display_names_and_passwords_are_validated() {
         (json!({"username": "has space", "password": "long enough pw"}), "username"),
         (json!({"username": "valid_name", "password": "short"}), "password"),
         (json!({"username": "valid_name", "password": "password123"}), "password"),
-        (json!({"username": "valid_name", "password": "long enough pw", "display_name": "\u{202e}evil"}), "display_name"),
+        (
+            json!({"username": "valid_name", "password": "long enough pw", "display_name": "\u{202e}evil"}),
+            "display_name",
+        ),
     ];
     for (body, field) in cases {
         let (status, err) = t.post("/v1/auth/register", body.clone(), None).await;
@@ -121,7 +134,14 @@ async fn access_tokens_are_checked() {
     // A token signed with another key.
     let other = http_api::auth::AccessKeys::new("a1", &[9u8; 32]).unwrap();
     let (forged, _) = other
-        .issue(uuid::Uuid::new_v4(), "x", "admin", uuid::Uuid::new_v4(), std::time::Duration::from_secs(60), chrono::Utc::now().timestamp())
+        .issue(
+            uuid::Uuid::new_v4(),
+            "x",
+            "admin",
+            uuid::Uuid::new_v4(),
+            std::time::Duration::from_secs(60),
+            chrono::Utc::now().timestamp(),
+        )
         .unwrap();
     let (status, _) = t.get("/v1/me", Some(&forged)).await;
     assert_eq!(status, 401);

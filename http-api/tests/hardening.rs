@@ -16,12 +16,20 @@ async fn bad_json_oversized_bodies_and_wrong_types_get_clear_errors() {
     assert_eq!((status, e["code"].as_str()), (400, Some("MALFORMED_JSON")));
     let (status, e) = respond(post_raw("{\"username\": 5}", "application/json").await.unwrap()).await;
     assert_eq!((status, e["code"].as_str()), (422, Some("INVALID_BODY")));
-    let (status, e) = respond(post_raw("{\"username\":\"a\",\"password\":\"b\",\"x\":1}", "application/json").await.unwrap()).await;
+    let (status, e) =
+        respond(post_raw("{\"username\":\"a\",\"password\":\"b\",\"x\":1}", "application/json").await.unwrap()).await;
     assert_eq!((status, e["code"].as_str()), (422, Some("INVALID_BODY")), "unknown fields are refused");
     let (status, e) = respond(post_raw("username=a", "application/x-www-form-urlencoded").await.unwrap()).await;
     assert_eq!((status, e["code"].as_str()), (415, Some("UNSUPPORTED_MEDIA_TYPE")));
     let big = format!("{{\"username\":\"{}\",\"password\":\"x\"}}", "a".repeat(64 * 1024));
-    let resp = t.client.post(t.url("/v1/auth/login")).header("content-type", "application/json").body(big).send().await.unwrap();
+    let resp = t
+        .client
+        .post(t.url("/v1/auth/login"))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
     let (status, e) = respond(resp).await;
     assert_eq!((status, e["code"].as_str()), (413, Some("BODY_TOO_LARGE")));
     // Every error is problem+json.
@@ -48,7 +56,13 @@ async fn sql_looking_input_is_just_data() {
     let nasty = "x' OR '1'='1";
     let (status, e) = t.post("/v1/auth/login", json!({"username": nasty, "password": nasty}), None).await;
     assert_eq!((status, e["code"].as_str()), (401, Some("INVALID_CREDENTIALS")));
-    let (status, e) = t.post("/v1/auth/register", json!({"username": "robert'); DROP TABLE accounts;--", "password": "long enough pw"}), None).await;
+    let (status, e) = t
+        .post(
+            "/v1/auth/register",
+            json!({"username": "robert'); DROP TABLE accounts;--", "password": "long enough pw"}),
+            None,
+        )
+        .await;
     assert_eq!((status, e["field"].as_str()), (422, Some("username")));
     // A password full of SQL is just a password.
     let sql = "p'); DROP TABLE accounts;--";
@@ -76,7 +90,9 @@ async fn trip(mut attempt: impl AsyncFnMut() -> reqwest::Response) -> reqwest::R
 async fn rate_limits_trip_with_retry_after() {
     // No loopback exemption here, so the limits apply to the test client.
     let t = TestApi::start(Backend::Sqlite, &["--rate-limit-exempt", ""]).await.unwrap();
-    let login = || t.client.post(t.url("/v1/auth/login")).json(&json!({"username": "nobody_x", "password": "whatever pw"})).send();
+    let login = || {
+        t.client.post(t.url("/v1/auth/login")).json(&json!({"username": "nobody_x", "password": "whatever pw"})).send()
+    };
     let resp = trip(async || login().await.unwrap()).await;
     let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(retry >= 1);
@@ -96,7 +112,13 @@ async fn matchmaking_is_limited_per_account() {
     let token = a["access_token"].as_str().unwrap().to_string();
     // Loopback is exempt from per-IP limits in this setup, so what trips is the account limit.
     let resp = trip(async || {
-        t.client.post(t.url("/v1/matchmake")).bearer_auth(&token).json(&json!({"mode": "deathmatch"})).send().await.unwrap()
+        t.client
+            .post(t.url("/v1/matchmake"))
+            .bearer_auth(&token)
+            .json(&json!({"mode": "deathmatch"}))
+            .send()
+            .await
+            .unwrap()
     })
     .await;
     assert_eq!(resp.status(), 429);
@@ -155,12 +177,21 @@ async fn every_route_is_in_the_openapi_document() {
     assert_eq!(status, 200);
     let paths = doc["paths"].as_object().unwrap();
     for (method, path) in http_api::openapi::ROUTES {
-        assert!(paths.get(*path).and_then(|p| p.get(*method)).is_some(), "{method} {path} missing from the OpenAPI document");
+        assert!(
+            paths.get(*path).and_then(|p| p.get(*method)).is_some(),
+            "{method} {path} missing from the OpenAPI document"
+        );
         // And the router serves it (anything but a routing 404/405).
         let concrete = path.replace("{id}", "00000000-0000-0000-0000-000000000001");
         let req = t.client.request(method.to_uppercase().parse().unwrap(), t.url(&concrete)).json(&json!({}));
         let (status, body): (u16, Value) = respond(req.send().await.unwrap()).await;
-        assert!(body.get("code").is_none_or(|c| c != "NO_SUCH_ROUTE" && c != "METHOD_NOT_ALLOWED"), "{method} {path}: {status} {body}");
+        assert!(
+            body.get("code").is_none_or(|c| c != "NO_SUCH_ROUTE" && c != "METHOD_NOT_ALLOWED"),
+            "{method} {path}: {status} {body}"
+        );
     }
-    assert_eq!(paths.len(), http_api::openapi::ROUTES.iter().map(|(_, p)| p).collect::<std::collections::HashSet<_>>().len());
+    assert_eq!(
+        paths.len(),
+        http_api::openapi::ROUTES.iter().map(|(_, p)| p).collect::<std::collections::HashSet<_>>().len()
+    );
 }

@@ -81,7 +81,8 @@ pub struct Placement {
 impl Placement {
     /// Trust that pins the node's certificate by the hash the API returned.
     pub fn trust(&self) -> anyhow::Result<Trust> {
-        Trust::sha256_hex(&self.cert_sha256).with_context(|| format!("the placement's cert_sha256 for {}", self.node_id))
+        Trust::sha256_hex(&self.cert_sha256)
+            .with_context(|| format!("the placement's cert_sha256 for {}", self.node_id))
     }
 
     /// The node's UDP address (resolving `host` if it is a name).
@@ -455,7 +456,9 @@ mod tests {
                     if let Some(end) = text.find("\r\n\r\n") {
                         let len = text
                             .lines()
-                            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                            .find_map(|l| {
+                                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
+                            })
                             .and_then(|v| v.parse::<usize>().ok())
                             .unwrap_or(0);
                         if buf.len() >= end + 4 + len || n == 0 {

@@ -299,11 +299,13 @@ impl Account {
     }
 
     /// A usable access token: the current one while it has
-    /// [`TOKEN_RENEW_MARGIN`] left, else refreshed, else from logging in again.
+    /// [`TOKEN_RENEW_MARGIN`] left, else a refreshed one, else one from
+    /// registering or logging in.
     async fn access_token(&mut self, api: &ApiClient, username: &str, password: &str) -> Result<String, ApiError> {
         if let Some((tokens, at)) = &self.tokens {
             let lifetime = Duration::from_secs(tokens.expires_in);
-            if at.elapsed() + TOKEN_RENEW_MARGIN < lifetime {
+            // Half the lifetime at most, so short-lived tokens are still used.
+            if at.elapsed() + TOKEN_RENEW_MARGIN.min(lifetime / 2) < lifetime {
                 return Ok(tokens.access_token.clone());
             }
         }
@@ -356,11 +358,12 @@ async fn connect_and_join(
         }
         Matchmaker::Api { api, password, insecure } => {
             let (started, placement) = place(cfg, api, password, account).await.map_err(|e| e.kind())?;
-            let server = placement.socket_addr().await.map_err(|_| "resolve".to_owned())?;
-            let trust = match insecure {
-                true => Trust::Insecure,
-                false => placement.trust().map_err(|_| "cert_hash".to_owned())?,
-            };
+            let server = placement.socket_addr().await.map_err(|e| {
+                tracing::debug!(bot = %cfg.name, host = %placement.host, error = %e, "cannot resolve the node");
+                "resolve".to_owned()
+            })?;
+            let trust =
+                if *insecure { Trust::Insecure } else { placement.trust().map_err(|_| "cert_hash".to_owned())? };
             (started, Destination { server, server_name: placement.host, trust, ticket: placement.ticket })
         }
     };

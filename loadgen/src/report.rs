@@ -215,7 +215,14 @@ mod tests {
 
         r.http.insert(
             "matchmake".into(),
-            HttpEndpoint { count: 3, errors: 1, rate_limited: 1, p50_ms: Some(2.5), p99_ms: Some(9.0), max_ms: Some(9.0) },
+            HttpEndpoint {
+                count: 3,
+                errors: 1,
+                rate_limited: 1,
+                p50_ms: Some(2.5),
+                p99_ms: Some(9.0),
+                max_ms: Some(9.0),
+            },
         );
         let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
         for key in ["count", "errors", "rate_limited", "p50_ms", "p99_ms"] {
@@ -248,7 +255,9 @@ mod tests {
         );
         r.http.insert("matchmake".into(), HttpEndpoint { count: 2, rate_limited: 1, ..Default::default() });
         let table = r.table();
-        assert!(table.contains("http register p50 / p99") && table.contains("40.0 ms / 40.0 ms  (1 requests, 0 errors)"));
+        assert!(
+            table.contains("http register p50 / p99") && table.contains("40.0 ms / 40.0 ms  (1 requests, 0 errors)")
+        );
         assert!(table.contains("1 rate limited"), "{table}");
     }
 }

@@ -54,8 +54,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
             None => default_account_prefix(seed),
         };
         check_usernames(&prefix, args.bots)?;
-        let matchmaker =
-            Matchmaker::Api { api, password: args.account_password.clone(), insecure: args.insecure };
+        let matchmaker = Matchmaker::Api { api, password: args.account_password.clone(), insecure: args.insecure };
         (matchmaker, Names::Accounts(prefix))
     };
     let matchmaker = Arc::new(matchmaker);

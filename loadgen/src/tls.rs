@@ -433,7 +433,7 @@ mod tests {
             rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)
         );
         // Chains do not matter: only the leaf is pinned.
-        assert!(pin.verify_server_cert(&other, &[cert.clone()], &name, &[], UnixTime::now()).is_err());
+        assert!(pin.verify_server_cert(&other, std::slice::from_ref(&cert), &name, &[], UnixTime::now()).is_err());
     }
 
     #[tokio::test]

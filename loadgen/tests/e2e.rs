@@ -397,7 +397,8 @@ fn loadgen_direct_joins_one_node_with_minted_tickets() {
     let node = Node::start(&[]);
     let quic = node.quic.to_string();
     let data_dir = node.data_dir.to_str().unwrap();
-    let args = ["--direct", "--bots", "16", "--duration", "6s", "--ramp", "1s", "--server", &quic, "--data-dir", data_dir];
+    let args =
+        ["--direct", "--bots", "16", "--duration", "6s", "--ramp", "1s", "--server", &quic, "--data-dir", data_dir];
     let (stdout, report) = run_loadgen(&node, &args);
     assert_clean_run(&report, 16, &stdout);
     assert_eq!(report["http"], serde_json::json!({}), "no API calls: {report:#}");

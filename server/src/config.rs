@@ -18,6 +18,8 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+// Parsed once at start; boxing the big variants would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run everything in one process on the embedded default (what

@@ -104,7 +104,8 @@ async fn connect_directory(args: &DirectoryArgs) -> anyhow::Result<Directory> {
 async fn game(args: GameArgs) -> anyhow::Result<()> {
     let directory = connect_directory(&args.directory).await?;
     let sink = Arc::new(directory_link::result_sink(directory.clone()));
-    let node = Node::start(&args.node, Role::Production, NodeOptions { sink, directory: Some(directory), http: true }).await?;
+    let node =
+        Node::start(&args.node, Role::Production, NodeOptions { sink, directory: Some(directory), http: true }).await?;
     println!("trespasser game node {} ready: QUIC {} (udp)", node.node_id, node.quic_addr);
     shutdown_signal().await;
     tracing::info!("shutting down");
@@ -118,8 +119,9 @@ async fn api(args: ApiRoleArgs) -> anyhow::Result<()> {
     let opts = ApiOptions { role: http_api::Role::Production, data_dir: args.data_dir.clone(), ticket_key, directory };
     let api = Api::build(&args.api, opts).await?;
     let router = api.router(Vec::new());
-    let listener =
-        tokio::net::TcpListener::bind(args.http_addr).await.with_context(|| format!("binding HTTP {}", args.http_addr))?;
+    let listener = tokio::net::TcpListener::bind(args.http_addr)
+        .await
+        .with_context(|| format!("binding HTTP {}", args.http_addr))?;
     println!("trespasser api ready: http://{}", listener.local_addr()?);
     axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())

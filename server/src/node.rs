@@ -178,7 +178,8 @@ impl Node {
                 .await
                 .with_context(|| format!("binding HTTP {}", args.http_addr))?;
             let addr = listener.local_addr()?;
-            let state = http::HttpState { registry: registry.clone(), manager: manager.clone(), node_id: args.node_id.clone() };
+            let state =
+                http::HttpState { registry: registry.clone(), manager: manager.clone(), node_id: args.node_id.clone() };
             let router = http::router(state);
             tasks.push(tokio::spawn(async move {
                 if let Err(e) = axum::serve(listener, router).await {
@@ -198,17 +199,19 @@ impl Node {
             };
             tasks.push(tokio::spawn(directory_link::run(dir.clone(), manager.clone(), announce)));
         }
-        tracing::info!(node = %args.node_id, %quic_addr, %http_addr, "game node started");
+        tracing::info!(node = %args.node_id, %quic_addr, ?http_addr, "game node started");
         Ok(Node {
             node_id: args.node_id.clone(),
             quic_addr,
             http_addr,
+            registry,
             cert_der,
             manager,
             metrics,
             endpoint,
             accept,
-            http,
+            tasks,
+            directory: opts.directory,
         })
     }
 

@@ -45,7 +45,8 @@ struct Stack {
 async fn stack(extra: &[&str]) -> Stack {
     let dir = std::env::temp_dir().join(format!("trespasser-stack-{}", uuid::Uuid::new_v4()));
     let dir_s = dir.to_string_lossy().to_string();
-    let mut argv = vec!["trespasser", "serve", "--quic-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", &dir_s];
+    let mut argv =
+        vec!["trespasser", "serve", "--quic-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", &dir_s];
     argv.extend_from_slice(extra);
     let Some(Command::Serve(args)) = Cli::parse_from(argv).command else { unreachable!() };
     let directory = Directory::local();
@@ -67,11 +68,25 @@ async fn stack(extra: &[&str]) -> Stack {
     let server = tokio::spawn(async move {
         axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
     });
-    Stack { node, api, base: format!("http://{addr}"), http: reqwest::Client::new(), directory, results, _server: server }
+    Stack {
+        node,
+        api,
+        base: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+        directory,
+        results,
+        _server: server,
+    }
 }
 
 impl Stack {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>, token: Option<&str>) -> (u16, Value) {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> (u16, Value) {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(b) = body {
             req = req.json(&b);
@@ -137,7 +152,8 @@ async fn a_matchmade_ticket_is_accepted_once() {
     .expect("lobby listed");
     assert_eq!(found["players"], 1);
     let (_, token2) = s.player("by_id_user").await;
-    let (status, p2) = s.call(reqwest::Method::POST, &format!("/v1/lobbies/{lobby_id}/join"), None, Some(&token2)).await;
+    let (status, p2) =
+        s.call(reqwest::Method::POST, &format!("/v1/lobbies/{lobby_id}/join"), None, Some(&token2)).await;
     assert_eq!(status, 200, "{p2}");
     let mut c2 = s.connect(&p2).await;
     assert_eq!(c2.join(p2["ticket"].as_str().unwrap()).await.unwrap().lobby.id, lobby_id);
@@ -200,9 +216,15 @@ async fn a_finished_match_lands_in_both_players_stats_exactly_once() {
     .await
     .expect("the result is stored");
     let a_stats = stats(alice_id.clone()).await;
-    assert_eq!((a_stats["wins"].as_i64(), a_stats["kills"].as_i64(), a_stats["deaths"].as_i64()), (Some(1), Some(3), Some(0)));
+    assert_eq!(
+        (a_stats["wins"].as_i64(), a_stats["kills"].as_i64(), a_stats["deaths"].as_i64()),
+        (Some(1), Some(3), Some(0))
+    );
     let b_stats = stats(bob_id.clone()).await;
-    assert_eq!((b_stats["wins"].as_i64(), b_stats["kills"].as_i64(), b_stats["deaths"].as_i64()), (Some(0), Some(0), Some(3)));
+    assert_eq!(
+        (b_stats["wins"].as_i64(), b_stats["kills"].as_i64(), b_stats["deaths"].as_i64()),
+        (Some(0), Some(0), Some(3))
+    );
 
     // The node reports the same match again (a retry after a lost ack, say).
     let result = s.results.results.lock().unwrap()[0].clone();

@@ -116,8 +116,7 @@ async fn lobby_list_and_direct_lobby_joins() {
     assert_eq!(v["lobbies"][0]["id"], ja.lobby.id);
     assert_eq!(v["lobbies"][0]["players"], 1);
     assert_eq!(v["lobbies"][0]["state"], "playing");
-    let none: serde_json::Value =
-        serde_json::from_str(&http_get(t.http(), "/lobbies?mode=duel").await).unwrap();
+    let none: serde_json::Value = serde_json::from_str(&http_get(t.http(), "/lobbies?mode=duel").await).unwrap();
     assert_eq!(none["lobbies"].as_array().unwrap().len(), 0);
 
     // Join the listed lobby by id; unknown ids and modes are refused.

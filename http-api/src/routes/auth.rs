@@ -79,7 +79,10 @@ async fn open_session(
             if !state.store.rotate_session(old, &session, now).await? {
                 // Lost a race with another refresh of the same token: reuse.
                 state.store.revoke_family(family, now).await?;
-                return Err(ApiError::unauthorized("REFRESH_TOKEN_REUSED", "this refresh token was already used; sign in again"));
+                return Err(ApiError::unauthorized(
+                    "REFRESH_TOKEN_REUSED",
+                    "this refresh token was already used; sign in again",
+                ));
             }
         }
     }
@@ -192,7 +195,10 @@ pub async fn refresh(
         // A rotated token came back: someone holds a copy. End the whole family.
         state.store.revoke_family(session.family_id, now).await?;
         tracing::warn!(account = %session.account_id, family = %session.family_id, "refresh token reuse; family revoked");
-        return Err(ApiError::unauthorized("REFRESH_TOKEN_REUSED", "this refresh token was already used; sign in again"));
+        return Err(ApiError::unauthorized(
+            "REFRESH_TOKEN_REUSED",
+            "this refresh token was already used; sign in again",
+        ));
     }
     let account = state.store.account_by_id(session.account_id).await?.ok_or_else(invalid)?;
     ensure_not_banned(&state, account.id).await?;

@@ -59,17 +59,33 @@ pub struct Placement {
 }
 
 fn view(l: LobbySummary) -> LobbyView {
-    LobbyView { id: l.id, node_id: l.node_id, mode: l.mode, players: l.players, max_players: l.max_players, state: l.state }
+    LobbyView {
+        id: l.id,
+        node_id: l.node_id,
+        mode: l.mode,
+        players: l.players,
+        max_players: l.max_players,
+        state: l.state,
+    }
 }
 
 fn check_mode(mode: &str) -> ApiResult<()> {
-    let ok = !mode.is_empty() && mode.len() <= 32 && mode.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok { Ok(()) } else { Err(ApiError::validation("mode", "invalid_chars", "mode must be 1-32 letters, digits, '-' or '_'")) }
+    let ok = !mode.is_empty()
+        && mode.len() <= 32
+        && mode.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::validation("mode", "invalid_chars", "mode must be 1-32 letters, digits, '-' or '_'"))
+    }
 }
 
 #[utoipa::path(get, path = "/v1/lobbies", tag = "lobbies", params(LobbyQuery),
     responses((status = 200, body = LobbyList), (status = 503, body = crate::error::Problem)))]
-pub async fn list(State(state): State<AppState>, ApiQuery(q): ApiQuery<LobbyQuery>) -> ApiResult<axum::Json<LobbyList>> {
+pub async fn list(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<LobbyQuery>,
+) -> ApiResult<axum::Json<LobbyList>> {
     if let Some(m) = &q.mode {
         check_mode(m)?;
     }
@@ -166,7 +182,11 @@ pub async fn matchmake(
     responses((status = 200, body = Placement), (status = 404, body = crate::error::Problem),
               (status = 409, body = crate::error::Problem)),
     security(("bearer" = [])))]
-pub async fn join(State(state): State<AppState>, Authed(claims): Authed, ApiPath(id): ApiPath<u64>) -> ApiResult<axum::Json<Placement>> {
+pub async fn join(
+    State(state): State<AppState>,
+    Authed(claims): Authed,
+    ApiPath(id): ApiPath<u64>,
+) -> ApiResult<axum::Json<Placement>> {
     ensure_not_banned(&state, claims.sub).await?;
     let lobby = state.directory.lobby(id).await?.ok_or_else(lobby_not_found)?;
     if !lobby.is_open() {
@@ -199,7 +219,14 @@ mod tests {
     }
 
     fn lobby(node: &str, players: u8) -> LobbySummary {
-        LobbySummary { node_id: node.into(), id: 1, mode: "deathmatch".into(), players, max_players: 8, state: "playing".into() }
+        LobbySummary {
+            node_id: node.into(),
+            id: 1,
+            mode: "deathmatch".into(),
+            players,
+            max_players: 8,
+            state: "playing".into(),
+        }
     }
 
     #[test]

@@ -97,7 +97,11 @@ pub async fn player(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -
         }));
     }
     // A registered player who has not finished a match yet.
-    let a = state.store.account_by_id(id).await?.ok_or_else(|| ApiError::not_found("PLAYER_NOT_FOUND", "no such player"))?;
+    let a = state
+        .store
+        .account_by_id(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("PLAYER_NOT_FOUND", "no such player"))?;
     Ok(axum::Json(PlayerView { id, display_name: a.display_name, matches: 0, wins: 0, kills: 0, deaths: 0 }))
 }
 
@@ -130,7 +134,10 @@ pub async fn matches(
 }
 
 #[utoipa::path(get, path = "/v1/leaderboard", tag = "players", params(PageQuery), responses((status = 200, body = Leaderboard)))]
-pub async fn leaderboard(State(state): State<AppState>, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult<axum::Json<Leaderboard>> {
+pub async fn leaderboard(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<axum::Json<Leaderboard>> {
     let limit = limit(q.limit)?;
     let offset = q.offset.unwrap_or(0);
     if offset > 100_000 {

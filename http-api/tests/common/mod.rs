@@ -49,7 +49,13 @@ impl TestApi {
                 (ts.url().to_string(), Some(ts))
             }
         };
-        let mut argv = vec!["x", "--database-url", &db_url, "--access-key", "6b6579206f6620616363657373203332206279746573206c6f6e672121212121"];
+        let mut argv = vec![
+            "x",
+            "--database-url",
+            &db_url,
+            "--access-key",
+            "6b6579206f6620616363657373203332206279746573206c6f6e672121212121",
+        ];
         argv.extend_from_slice(extra);
         let args = Wrapper::parse_from(argv).api;
         let directory = Directory::local();
@@ -107,8 +113,9 @@ impl TestApi {
 
     /// Registers `username` and returns the token response.
     pub async fn register(&self, username: &str) -> Value {
-        let (status, body) =
-            self.post("/v1/auth/register", json!({"username": username, "password": "correct horse battery"}), None).await;
+        let (status, body) = self
+            .post("/v1/auth/register", json!({"username": username, "password": "correct horse battery"}), None)
+            .await;
         assert_eq!(status, 201, "{body}");
         body
     }

@@ -59,7 +59,8 @@ impl TestNode {
         let Some(Command::Serve(serve)) = Cli::parse_from(argv).command else { unreachable!() };
         let args = serve.node;
         let sink = Arc::new(MemorySink::default());
-        let node = Node::start(&args, Role::Embedded, NodeOptions::standalone(sink.clone())).await.expect("node starts");
+        let node =
+            Node::start(&args, Role::Embedded, NodeOptions::standalone(sink.clone())).await.expect("node starts");
         let secret = protocol::defaults::from_hex(KEY_HEX).expect("hex");
         let minter = DevTicketMinter::new(protocol::ticket::TicketKey::new(KEY_ID, secret).expect("key"), "test-node");
         let endpoint = loadgen::client_endpoint(&Trust::Cert(node.cert_der.clone())).expect("client endpoint");
