@@ -18,12 +18,14 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::auth::AccessKeys;
-use crate::config::ApiArgs;
+use crate::config::{ApiArgs, RefundPolicy};
 use crate::error::ApiError;
 use crate::metrics::ApiMetrics;
+use crate::payments::checkout::DonationConfig;
 use crate::ratelimit::{ClassLimits, Limit, RateLimitConfig, RateLimiter, parse_cidr};
 use crate::routes;
-use crate::state::{AppState, Inner, Settings};
+use crate::state::{AppState, Donations, Inner, Settings};
+use crate::store::RevokePolicy;
 use crate::store::Store;
 
 /// Embedded (`serve`: generated keys and SQLite allowed) or production (`api`).
@@ -104,6 +106,7 @@ impl Api {
         let store = Store::connect(&url, args.db_pool).await.context("connecting to the store")?;
         store.migrate().await.context("applying migrations")?;
         let access = access_keys(args, &opts)?;
+        let donations = donations(args)?;
 
         let exempt_default: &[&str] = match opts.role {
             Role::Embedded => &["127.0.0.0/8", "::1/128"],
@@ -138,6 +141,7 @@ impl Api {
             ticket_ttl: args.ticket_ttl,
             admins: args.admins.iter().map(|a| a.trim().to_lowercase()).collect(),
             trusted_proxies,
+            monthly_cost_cents: args.monthly_cost_cents,
         };
         let state = AppState(Arc::new(Inner {
             store,
@@ -145,6 +149,7 @@ impl Api {
             access,
             tickets: opts.ticket_key,
             limiter,
+            donations,
             settings,
             metrics,
         }));
@@ -185,8 +190,19 @@ impl Api {
             .route("/v1/players/{id}", get(routes::players::player))
             .route("/v1/players/{id}/matches", get(routes::players::matches))
             .route("/v1/leaderboard", get(routes::players::leaderboard))
+            .route("/v1/cosmetics", get(routes::cosmetics::catalog))
+            .route("/v1/me/cosmetics", get(routes::cosmetics::mine))
+            .route("/v1/me/loadout", get(routes::cosmetics::get_loadout).put(routes::cosmetics::put_loadout))
+            .route("/v1/donations/checkout", post(routes::donations::checkout))
+            .route("/v1/me/donations", get(routes::donations::mine))
+            .route("/v1/admin/revenue", get(routes::admin::revenue))
             .route_layer(axum::middleware::from_fn_with_state(self.state.clone(), crate::middleware::rate_limit))
             .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        // Stripe signs the raw body and its events can exceed the API's
+        // small body limit, so the webhook has its own.
+        let webhooks = Router::new()
+            .route("/v1/webhooks/stripe", post(routes::donations::stripe_webhook))
+            .layer(DefaultBodyLimit::max(WEBHOOK_MAX_BODY));
         let ops = Router::new()
             .route("/health", get(routes::ops::health))
             .route("/ready", get(routes::ops::ready))
@@ -202,6 +218,7 @@ impl Api {
                 get(|| async { axum::Json(<crate::openapi::ApiDoc as utoipa::OpenApi>::openapi()) }),
             );
         let mut router = v1
+            .merge(webhooks)
             .merge(ops)
             .fallback(|| async { ApiError::not_found("NO_SUCH_ROUTE", "no such endpoint; see /v1/openapi.json") })
             .method_not_allowed_fallback(|| async {
@@ -240,6 +257,28 @@ impl Api {
         }
         self.state.store.close().await;
     }
+}
+
+/// Largest webhook body accepted (Stripe events are a few KiB to tens of KiB).
+const WEBHOOK_MAX_BODY: usize = 512 * 1024;
+
+fn donations(args: &ApiArgs) -> anyhow::Result<Option<Donations>> {
+    let Some(key) = args.stripe_secret_key.as_ref().filter(|k| !k.is_empty()) else {
+        return Ok(None);
+    };
+    let secrets: Vec<String> = args.stripe_webhook_secret.iter().filter(|s| !s.is_empty()).cloned().collect();
+    anyhow::ensure!(!secrets.is_empty(), "STRIPE_SECRET_KEY is set but STRIPE_WEBHOOK_SECRET is not");
+    let mut checkout =
+        DonationConfig::new(key.clone(), args.donation_success_url.clone(), args.donation_cancel_url.clone());
+    checkout.api_base = args.stripe_api_base.clone();
+    checkout.amount_cents = args.donation_amount;
+    checkout.currency = args.donation_currency.to_lowercase();
+    checkout.validate().map_err(|e| anyhow::anyhow!("donation settings: {e}"))?;
+    let policy = match args.refund_policy {
+        RefundPolicy::Revoke => RevokePolicy::Revoke,
+        RefundPolicy::Keep => RevokePolicy::Keep,
+    };
+    Ok(Some(Donations { checkout, webhook_secrets: secrets, policy, monthly_cost_cents: args.monthly_cost_cents }))
 }
 
 /// Every limit multiplied by `factor` (rates and bursts, at least 1).

@@ -67,4 +67,37 @@ pub struct ApiArgs {
     /// Usernames that get the admin role when they register, comma-separated.
     #[arg(long, env = "TRESPASSER_ADMINS", value_delimiter = ',')]
     pub admins: Vec<String>,
+    /// Stripe secret key (`sk_...`). Without it donations answer "not configured".
+    #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true)]
+    pub stripe_secret_key: Option<String>,
+    /// Stripe webhook signing secrets (`whsec_...`), comma-separated (several during rotation).
+    #[arg(long, env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true, value_delimiter = ',')]
+    pub stripe_webhook_secret: Vec<String>,
+    /// Stripe API base URL (tests point it at a local fake).
+    #[arg(long, env = "STRIPE_API_BASE", default_value = "https://api.stripe.com")]
+    pub stripe_api_base: String,
+    /// Donation amount in the currency's smallest unit.
+    #[arg(long, env = "TRESPASSER_DONATION_AMOUNT", default_value_t = 500)]
+    pub donation_amount: i64,
+    /// Donation currency (ISO 4217, lower case).
+    #[arg(long, env = "TRESPASSER_DONATION_CURRENCY", default_value = "usd")]
+    pub donation_currency: String,
+    /// Where Stripe sends the donor after paying / cancelling (the web frontend).
+    #[arg(long, env = "TRESPASSER_DONATION_SUCCESS_URL", default_value = "http://localhost:8080/donate/thanks")]
+    pub donation_success_url: String,
+    #[arg(long, env = "TRESPASSER_DONATION_CANCEL_URL", default_value = "http://localhost:8080/donate")]
+    pub donation_cancel_url: String,
+    /// What a refund or dispute does to granted cosmetics: revoke (unless the
+    /// donor has another paid donation) or keep.
+    #[arg(long, env = "TRESPASSER_REFUND_POLICY", default_value = "revoke")]
+    pub refund_policy: RefundPolicy,
+    /// Monthly running cost in cents, for the break-even figures.
+    #[arg(long, env = "TRESPASSER_MONTHLY_COST", default_value_t = 250_000)]
+    pub monthly_cost_cents: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RefundPolicy {
+    Revoke,
+    Keep,
 }

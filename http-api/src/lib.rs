@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod payments;
 pub mod ratelimit;
 pub mod routes;
 pub mod state;

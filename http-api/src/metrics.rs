@@ -25,8 +25,14 @@ pub struct ClassLabels {
     pub class: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
 #[derive(Clone)]
 pub struct ApiMetrics {
+    pub stripe_events: Family<OutcomeLabels, Counter>,
     pub requests: Family<RequestLabels, Counter>,
     pub latency: Family<RouteLabels, Histogram>,
     pub rate_limited: Family<ClassLabels, Counter>,
@@ -41,6 +47,7 @@ pub struct ApiMetrics {
 impl ApiMetrics {
     pub fn register(registry: &mut Registry) -> ApiMetrics {
         let m = ApiMetrics {
+            stripe_events: Family::default(),
             requests: Family::default(),
             latency: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 14))),
             rate_limited: Family::default(),
@@ -60,6 +67,7 @@ impl ApiMetrics {
         r.register("db_pool_max", "Store pool size limit", m.pool_max.clone());
         r.register("match_results_stored", "Match results persisted", m.results_stored.clone());
         r.register("match_results_duplicate", "Match results reported again and ignored", m.results_duplicate.clone());
+        r.register("stripe_events", "Stripe webhook events by outcome", m.stripe_events.clone());
         r.register("join_tickets_issued", "Join tickets issued", m.tickets_issued.clone());
         m
     }

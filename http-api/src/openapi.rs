@@ -13,11 +13,15 @@ use crate::routes;
         routes::me::me, routes::me::sessions, routes::me::revoke_session, routes::me::change_password,
         routes::lobbies::list, routes::lobbies::get, routes::lobbies::matchmake, routes::lobbies::join,
         routes::players::player, routes::players::matches, routes::players::leaderboard,
+        routes::cosmetics::catalog, routes::cosmetics::mine, routes::cosmetics::get_loadout, routes::cosmetics::put_loadout,
+        routes::donations::checkout, routes::donations::mine, routes::donations::stripe_webhook,
+        routes::admin::revenue,
         routes::ops::health, routes::ops::ready,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&BearerAuth),
-    tags((name = "auth"), (name = "me"), (name = "lobbies"), (name = "players"), (name = "ops"))
+    tags((name = "auth"), (name = "me"), (name = "lobbies"), (name = "players"), (name = "cosmetics"),
+         (name = "donations"), (name = "admin"), (name = "ops"))
 )]
 pub struct ApiDoc;
 
@@ -51,6 +55,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/players/{id}"),
     ("get", "/v1/players/{id}/matches"),
     ("get", "/v1/leaderboard"),
+    ("get", "/v1/cosmetics"),
+    ("get", "/v1/me/cosmetics"),
+    ("get", "/v1/me/loadout"),
+    ("put", "/v1/me/loadout"),
+    ("post", "/v1/donations/checkout"),
+    ("get", "/v1/me/donations"),
+    ("post", "/v1/webhooks/stripe"),
+    ("get", "/v1/admin/revenue"),
     ("get", "/health"),
     ("get", "/ready"),
 ];

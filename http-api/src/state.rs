@@ -8,8 +8,9 @@ use protocol::ticket::TicketKey;
 
 use crate::auth::AccessKeys;
 use crate::metrics::ApiMetrics;
+use crate::payments::checkout::DonationConfig;
 use crate::ratelimit::{Cidr, RateLimiter};
-use crate::store::Store;
+use crate::store::{RevokePolicy, Store};
 
 /// Settings handlers read.
 #[derive(Debug, Clone)]
@@ -20,6 +21,17 @@ pub struct Settings {
     /// Lower-case usernames granted the admin role at registration.
     pub admins: Vec<String>,
     pub trusted_proxies: Vec<Cidr>,
+    /// For the break-even figures when donations are off.
+    pub monthly_cost_cents: i64,
+}
+
+/// Donation settings; absent when no Stripe keys are configured.
+pub struct Donations {
+    pub checkout: DonationConfig,
+    /// Webhook signing secrets (several during rotation).
+    pub webhook_secrets: Vec<String>,
+    pub policy: RevokePolicy,
+    pub monthly_cost_cents: i64,
 }
 
 #[derive(Clone)]
@@ -32,6 +44,7 @@ pub struct Inner {
     /// Signs join tickets; nodes hold the same key.
     pub tickets: TicketKey,
     pub limiter: RateLimiter,
+    pub donations: Option<Donations>,
     pub settings: Settings,
     pub metrics: ApiMetrics,
 }

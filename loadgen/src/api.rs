@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -184,6 +185,8 @@ pub struct ApiClient {
     base: Url,
     stats: Arc<HttpStats>,
     retry: RetryPolicy,
+    /// Set once a registration found its name taken; see [`ApiClient::register_or_login`].
+    login_first: Arc<AtomicBool>,
 }
 
 impl ApiClient {
@@ -203,7 +206,13 @@ impl ApiClient {
             .tcp_nodelay(true)
             .build()
             .context("building the HTTP client")?;
-        Ok(ApiClient { http, base, stats: Arc::new(HttpStats::default()), retry: RetryPolicy::default() })
+        Ok(ApiClient {
+            http,
+            base,
+            stats: Arc::new(HttpStats::default()),
+            retry: RetryPolicy::default(),
+            login_first: Arc::new(AtomicBool::new(false)),
+        })
     }
 
     /// Records into `stats` (a run's shared statistics) instead.
@@ -251,10 +260,23 @@ impl ApiClient {
     }
 
     /// Registers, or logs in if the name is taken (by an earlier run with the
-    /// same names, or by itself when an answer was lost).
+    /// same names, or by itself when an answer was lost). Once a name turned
+    /// out taken, later calls on this client and its clones log in first and
+    /// register only unknown names: a rerun with the same names would
+    /// otherwise cost the API two password hashes per account.
     pub async fn register_or_login(&self, username: &str, password: &str) -> Result<Tokens, ApiError> {
+        if self.login_first.load(Relaxed) {
+            match self.login(username, password).await {
+                Err(e) if e.code() == Some("INVALID_CREDENTIALS") => {}
+                other => return other,
+            }
+            return self.register(username, password, None).await;
+        }
         match self.register(username, password, None).await {
-            Err(e) if e.code() == Some("USERNAME_TAKEN") => self.login(username, password).await,
+            Err(e) if e.code() == Some("USERNAME_TAKEN") => {
+                self.login_first.store(true, Relaxed);
+                self.login(username, password).await
+            }
             other => other,
         }
     }
@@ -520,11 +542,17 @@ mod tests {
                 "ticket_expires_in":30,"mode":null,"lobby_id":7}}"#,
             "00".repeat(32)
         );
+        let unknown = r#"{"code":"INVALID_CREDENTIALS","detail":"wrong username or password"}"#;
         let (url, server) = canned(vec![
             answer("409 Conflict", "content-type: application/problem+json\r\n", taken),
             answer("200 OK", "", TOKENS),
             answer("200 OK", "", &placement),
             answer("401 Unauthorized", "", r#"{"code":"INVALID_TOKEN","detail":"expired"}"#),
+            // After a taken name, the next account logs in first...
+            answer("200 OK", "", TOKENS),
+            // ...and registers only when the name is unknown.
+            answer("401 Unauthorized", "", unknown),
+            answer("201 Created", "", TOKENS),
         ])
         .await;
         let api = ApiClient::new(&url).unwrap();
@@ -533,13 +561,28 @@ mod tests {
         assert_eq!((p.lobby_id, p.ticket.as_str()), (Some(7), "t1"));
         let e = api.matchmake("stale", "deathmatch").await.unwrap_err();
         assert_eq!((e.status(), e.kind().as_str()), (Some(StatusCode::UNAUTHORIZED), "http:matchmake:INVALID_TOKEN"));
+        let clone = api.clone();
+        clone.register_or_login("bot_3", "a long password").await.unwrap();
+        clone.register_or_login("bot_4", "a long password").await.unwrap();
 
         let heads = server.await.unwrap();
-        assert!(heads[0].starts_with("POST /v1/auth/register ") && heads[1].starts_with("POST /v1/auth/login "));
-        assert!(heads[2].starts_with("POST /v1/lobbies/7/join ") && heads[2].contains("authorization: Bearer a"));
+        let paths: Vec<_> = heads.iter().map(|h| h.split(' ').nth(1).unwrap()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/v1/auth/register",
+                "/v1/auth/login",
+                "/v1/lobbies/7/join",
+                "/v1/matchmake",
+                "/v1/auth/login",
+                "/v1/auth/login",
+                "/v1/auth/register"
+            ]
+        );
+        assert!(heads[2].contains("authorization: Bearer a"));
         assert!(heads[3].contains(r#"{"mode":"deathmatch"}"#) && heads[3].contains("authorization: Bearer stale"));
         let report = api.stats().report();
         let counts: Vec<_> = report.iter().map(|(k, v)| (k.as_str(), v.count, v.errors)).collect();
-        assert_eq!(counts, [("join_lobby", 1, 0), ("login", 1, 0), ("matchmake", 1, 1), ("register", 1, 1)]);
+        assert_eq!(counts, [("join_lobby", 1, 0), ("login", 3, 1), ("matchmake", 1, 1), ("register", 2, 1)]);
     }
 }

@@ -39,7 +39,8 @@ pub struct Args {
     #[arg(long, env = "LOADGEN_BOTS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub bots: u32,
 
-    /// Length of the run, ramp included (e.g. 30s, 5m).
+    /// Length of the run, ramp included (e.g. 30s, 5m); the bots' API
+    /// accounts sign in before it starts.
     #[arg(long, env = "LOADGEN_DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
 

@@ -63,7 +63,7 @@ pub struct Report {
     pub snapshots_per_sec: Rate,
     /// Error counts by kind (see `ClientError::kind`, plus bot-level kinds).
     pub errors: BTreeMap<String, u64>,
-    /// Wall time of the run.
+    /// Wall time of the run (after the bots signed in to the API).
     pub duration_s: f64,
     pub inputs_sent: u64,
     pub snapshots_received: u64,

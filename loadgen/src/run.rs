@@ -1,6 +1,6 @@
-//! A whole load run: set up the API client (or trust and tickets with
-//! `--direct`) and endpoints, start the bots over the ramp, print progress,
-//! and stop everyone by a hard deadline.
+//! A whole load run: set up the API client and sign every bot in (or trust
+//! and tickets with `--direct`), then start the bots over the ramp, print
+//! progress, and stop everyone by a hard deadline.
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use protocol::ticket::JoinTarget;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::api::ApiClient;
+use crate::api::{ApiClient, Tokens};
 use crate::bot::{BotConfig, BotEnv, Matchmaker, run_bot};
 use crate::cli::Args;
 use crate::report::Report;
@@ -65,6 +65,15 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         None => JoinTarget::Mode(args.mode.clone()),
     };
 
+    // API accounts sign in before the clock starts. Password hashing is by
+    // far the API's most expensive work: done during the ramp it would starve
+    // the joins being timed and, on a small machine, push bots past the end
+    // of the run. Bots still sign in again when their tokens run out.
+    let signed_in = match &*matchmaker {
+        Matchmaker::Api { api, password, .. } => Some(sign_in_all(api, password, &names, args, &stats).await),
+        Matchmaker::Direct { .. } => None,
+    };
+
     let started = Instant::now();
     let stop_at = started + args.duration;
     let deadline = stop_at + args.grace;
@@ -72,6 +81,12 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
 
     let mut bots = JoinSet::new();
     for i in 0..args.bots {
+        let account = match &signed_in {
+            // Could not sign in (counted as an error): this bot sits the run out.
+            Some(accounts) if accounts[i as usize].is_none() => continue,
+            Some(accounts) => accounts[i as usize].clone(),
+            None => None,
+        };
         let cfg = BotConfig {
             name: names.of(i),
             client_name: args.client_name.clone(),
@@ -83,6 +98,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
             stop_at,
             max_reconnects: args.max_reconnects,
             endpoint_slot: i as usize,
+            account,
         };
         let env = BotEnv {
             matchmaker: matchmaker.clone(),
@@ -110,6 +126,62 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         let _ = tokio::time::timeout(DRAIN, endpoint.wait_idle()).await;
     }
     Ok(stats.report(duration))
+}
+
+/// Registers or logs in every bot's account, at most `--connect-concurrency`
+/// at a time; a failure is counted as an error and leaves that bot's entry
+/// empty.
+async fn sign_in_all(
+    api: &ApiClient,
+    password: &str,
+    names: &Names,
+    args: &Args,
+    stats: &Stats,
+) -> Vec<Option<(Tokens, Instant)>> {
+    let gate = Arc::new(Semaphore::new(args.connect_concurrency as usize));
+    let mut tasks = JoinSet::new();
+    for i in 0..args.bots {
+        let (api, password, name, gate) = (api.clone(), password.to_owned(), names.of(i), gate.clone());
+        tasks.spawn(async move {
+            let _permit = gate.acquire_owned().await;
+            (i, api.register_or_login(&name, &password).await.map(|tokens| (tokens, Instant::now())))
+        });
+    }
+    let started = Instant::now();
+    let mut ticker = tokio::time::interval_at((started + Duration::from_secs(1)).into(), Duration::from_secs(1));
+    let mut accounts = vec![None; args.bots as usize];
+    let (mut signed_in, mut failed) = (0, 0);
+    loop {
+        tokio::select! {
+            finished = tasks.join_next() => match finished {
+                Some(Ok((i, Ok(account)))) => {
+                    accounts[i as usize] = Some(account);
+                    signed_in += 1;
+                }
+                Some(Ok((_, Err(e)))) => {
+                    tracing::debug!(error = %e, "a bot could not sign in");
+                    stats.error(&e.kind());
+                    failed += 1;
+                }
+                // A sign-in task cannot panic short of a bug; count it like a failure.
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "a sign-in task failed");
+                    stats.error("sign_in");
+                    failed += 1;
+                }
+                None => break,
+            },
+            _ = ticker.tick(), if !args.quiet => {
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "[{:>4}s] signed in {signed_in}/{}  errors {failed}",
+                    started.elapsed().as_secs(),
+                    args.bots
+                );
+            }
+        }
+    }
+    accounts
 }
 
 /// Tickets minted with the node's key, for the node at `--server`.

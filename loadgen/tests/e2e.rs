@@ -366,10 +366,17 @@ async fn an_api_placement_pins_the_node_and_its_ticket_is_single_use() {
         }
     };
     assert_eq!(by_id.lobby_id, Some(joined.lobby.id));
+    // Past the per-account matchmake burst, the API answers 429 with
+    // Retry-After; the client waits and every call still succeeds.
+    for _ in 0..8 {
+        api.matchmake(&tokens.access_token, "deathmatch").await.unwrap();
+    }
     let http = api.stats().report();
     for endpoint in ["register", "login", "matchmake", "join_lobby"] {
         assert!(http[endpoint].count >= 1, "{endpoint}: {http:?}");
     }
+    assert!(http["matchmake"].rate_limited >= 1, "the matchmake limit never tripped: {http:?}");
+    assert_eq!(http["matchmake"].errors, 0, "{http:?}");
     client.leave().await.unwrap();
     client.shutdown(Duration::from_secs(2)).await;
 }
@@ -390,6 +397,22 @@ fn loadgen_runs_200_bots_for_20s_through_the_api_without_errors() {
         }
     }
     assert!(stdout.contains("http matchmake"), "the table shows the HTTP rows: {stdout}");
+}
+
+#[test]
+fn bots_matchmake_again_through_the_api_when_their_lobby_closes() {
+    // One-kill matches and a failing restart vote close lobbies every few
+    // seconds; each bot then asks the API for a new placement and ticket.
+    let node = Node::start(&["--kill-target", "1", "--damage", "100", "--vote-duration", "1s"]);
+    let args = ["--bots", "16", "--duration", "10s", "--ramp", "1s", "--vote", "no", "--api", node.api.as_str()];
+    let (stdout, report) = run_loadgen(&node, &args);
+    assert_clean_run(&report, 16, &stdout);
+    let rejoins = report["rejoins"].as_u64().unwrap();
+    assert!(report["lobbies_closed"].as_u64().unwrap() >= 1 && rejoins >= 1, "{report:#}");
+    // Every join, first or not, took one successful matchmake.
+    let mm = &report["http"]["matchmake"];
+    let placed = mm["count"].as_u64().unwrap() - mm["errors"].as_u64().unwrap() - mm["rate_limited"].as_u64().unwrap();
+    assert_eq!(placed, 16 + rejoins, "{report:#}");
 }
 
 #[test]

@@ -251,3 +251,58 @@ async fn a_finished_match_lands_in_both_players_stats_exactly_once() {
     assert_eq!(board["entries"][0]["rank"], 1);
     let _ = &s.api;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_donors_badge_and_color_show_in_the_roster_others_see() {
+    use http_api::payments::fake::{FAKE_SECRET_KEY, FakeStripe};
+    const WHSEC: &str = "whsec_roster_test";
+    let fake = FakeStripe::start().await;
+    let base = fake.base_url();
+    let s =
+        stack(&["--stripe-secret-key", FAKE_SECRET_KEY, "--stripe-webhook-secret", WHSEC, "--stripe-api-base", &base])
+            .await;
+    let (donor_id, donor) = s.player("generous").await;
+    let (_, other) = s.player("watcher").await;
+
+    // Donate through the (fake) Stripe checkout and its signed webhook.
+    let (status, _) = s.call(reqwest::Method::POST, "/v1/donations/checkout", None, Some(&donor)).await;
+    assert_eq!(status, 201);
+    let session = fake.sessions().pop().unwrap();
+    let (body, sig) = FakeStripe::signed(&fake.completed_event(&session), WHSEC);
+    let resp = s
+        .http
+        .post(format!("{}/v1/webhooks/stripe", s.base))
+        .header("stripe-signature", sig)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let loadout = json!({"badge": "supporter", "name_color": "gold"});
+    let (status, l) = s.call(reqwest::Method::PUT, "/v1/me/loadout", Some(loadout), Some(&donor)).await;
+    assert_eq!(status, 200, "{l}");
+
+    // Both join one lobby; the watcher's roster shows the donor's cosmetics.
+    let pd = s.matchmake(&donor).await;
+    let mut d = s.connect(&pd).await;
+    d.join(pd["ticket"].as_str().unwrap()).await.unwrap();
+    let pw = s.matchmake(&other).await;
+    let mut w = s.connect(&pw).await;
+    let joined = w.join(pw["ticket"].as_str().unwrap()).await.unwrap();
+    let entry = joined.roster.iter().find(|p| p.account.to_string() == donor_id).expect("donor in roster");
+    assert_eq!(entry.cosmetics.badge.as_deref(), Some("supporter"));
+    assert_eq!(entry.cosmetics.name_color.as_deref(), Some("#ffcc33"));
+    let me = joined.roster.iter().find(|p| p.account.to_string() != donor_id).unwrap();
+    assert_eq!(me.cosmetics, protocol::control::Cosmetics::default());
+
+    // A loadout change applies from the next join.
+    let (status, _) =
+        s.call(reqwest::Method::PUT, "/v1/me/loadout", Some(json!({"name_color": "blue"})), Some(&donor)).await;
+    assert_eq!(status, 200);
+    d.leave().await.unwrap();
+    let pd2 = s.matchmake(&donor).await;
+    let mut d2 = s.connect(&pd2).await;
+    let again = d2.join(pd2["ticket"].as_str().unwrap()).await.unwrap();
+    let entry = again.roster.iter().find(|p| p.account.to_string() == donor_id).unwrap();
+    assert_eq!((entry.cosmetics.badge.as_deref(), entry.cosmetics.name_color.as_deref()), (None, Some("#5599ff")));
+}

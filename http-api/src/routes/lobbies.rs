@@ -130,13 +130,20 @@ fn choose_node<'a>(nodes: &'a [NodeStatus], lobbies: &[LobbySummary], mode: &str
         .ok_or_else(|| ApiError::unavailable("NODE_AT_CAPACITY", "every game server is full; try again shortly"))
 }
 
-fn placement(state: &AppState, node: &NodeStatus, claims: &AccessClaims, target: JoinTarget) -> ApiResult<Placement> {
+async fn placement(
+    state: &AppState,
+    node: &NodeStatus,
+    claims: &AccessClaims,
+    target: JoinTarget,
+) -> ApiResult<Placement> {
+    // The loadout applies from the next join: it travels in the ticket.
+    let cosmetics = super::cosmetics::ticket_cosmetics(state, claims.sub).await?;
     let now = Utc::now().timestamp().max(0) as u64;
     let ttl = state.settings.ticket_ttl.as_secs().clamp(1, protocol::ticket::MAX_TICKET_LIFETIME_SECS);
     let join = JoinClaims {
         sub: claims.sub,
         name: claims.name.clone(),
-        cosmetics: Default::default(),
+        cosmetics,
         target: target.clone(),
         aud: node.node_id.clone(),
         iat: now,
@@ -175,7 +182,7 @@ pub async fn matchmake(
     let nodes = state.directory.nodes().await?;
     let lobbies = state.directory.lobbies(Some(&body.mode)).await?;
     let node = choose_node(&nodes, &lobbies, &body.mode)?;
-    Ok(axum::Json(placement(&state, node, &claims, JoinTarget::Mode(body.mode))?))
+    Ok(axum::Json(placement(&state, node, &claims, JoinTarget::Mode(body.mode)).await?))
 }
 
 #[utoipa::path(post, path = "/v1/lobbies/{id}/join", tag = "lobbies", params(("id" = u64, Path, description = "lobby id")),
@@ -194,7 +201,7 @@ pub async fn join(
     }
     let nodes = state.directory.nodes().await?;
     let node = nodes.iter().find(|n| n.node_id == lobby.node_id).ok_or_else(lobby_not_found)?;
-    Ok(axum::Json(placement(&state, node, &claims, JoinTarget::Lobby(id))?))
+    Ok(axum::Json(placement(&state, node, &claims, JoinTarget::Lobby(id)).await?))
 }
 
 #[cfg(test)]

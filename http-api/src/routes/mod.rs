@@ -1,6 +1,9 @@
 //! HTTP handlers, one module per resource.
 
+pub mod admin;
 pub mod auth;
+pub mod cosmetics;
+pub mod donations;
 pub mod lobbies;
 pub mod me;
 pub mod ops;

@@ -1,5 +1,6 @@
 //! Store errors, classified by what the caller should answer: a conflict (409), a
-//! missing row (404), a database that is down or overloaded (503), or a bug (500).
+//! missing row (404), a cosmetic the account does not own (403), a database that is
+//! down or overloaded (503), or a bug (500).
 
 use sqlx::error::{DatabaseError, ErrorKind};
 use sqlx::migrate::MigrateError;
@@ -14,6 +15,10 @@ pub enum StoreError {
     /// The row to change does not exist (or a row it must reference does not).
     #[error("not found")]
     NotFound,
+    /// A loadout names a cosmetic the account may not equip: unknown, of the wrong
+    /// kind for its slot, or a supporter item the account is not entitled to.
+    #[error("cosmetic {0:?} is not owned")]
+    NotOwned(String),
     /// The database could not be reached or is overloaded: pool timeout, refused or
     /// dropped connection, closed pool, SQLite locked past its busy timeout.
     #[error("store unavailable: {0}")]
@@ -43,6 +48,9 @@ const UNIQUE_KEYS: &[(&str, &str, &str)] = &[
     ("audit_log_pkey", "audit_log.id", "id"),
     ("player_stats_pkey", "player_stats.account_id", "account_id"),
     ("match_players_pkey", "match_players.match_id, match_players.account_id", "match_player"),
+    ("donations_pkey", "donations.id", "id"),
+    ("donations_checkout_session_id_key", "donations.checkout_session_id", "checkout_session_id"),
+    ("donations_payment_intent_id_key", "donations.payment_intent_id", "payment_intent_id"),
 ];
 
 impl From<sqlx::Error> for StoreError {

@@ -191,6 +191,13 @@ impl Store {
         Ok((rows, u64::try_from(total).unwrap_or(0)))
     }
 
+    /// Distinct accounts that finished a match at or after `since`: the active
+    /// players the donation conversion rate is measured against.
+    pub async fn active_players(&self, since: DateTime<Utc>) -> Result<i64, StoreError> {
+        const SQL: &str = "SELECT COUNT(DISTINCT account_id) FROM match_players WHERE ended_at >= $1";
+        Ok(with_pool!(self, |pool| sqlx::query_scalar::<_, i64>(SQL).bind(db_time(since)).fetch_one(pool).await)?)
+    }
+
     /// A match with its players, best first.
     pub async fn match_by_id(&self, id: Uuid) -> Result<Option<MatchRecord>, StoreError> {
         const MATCH: &str = "SELECT id, lobby_id, node_id, mode, map, started_at, ended_at, winner, kill_target \

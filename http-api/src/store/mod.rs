@@ -1,4 +1,5 @@
-//! Durable storage: accounts, refresh sessions, matches and stats, bans, audit log.
+//! Durable storage: accounts, refresh sessions, matches and stats, bans, audit log,
+//! donations and the Stripe event log, cosmetics, entitlements and loadouts.
 //!
 //! One [`Store`] serves both backends: Postgres in production and an SQLite file as
 //! the embedded default, chosen by the URL at runtime. Every query is written once:
@@ -33,6 +34,8 @@ macro_rules! with_pool {
 
 mod accounts;
 mod admin;
+mod cosmetics;
+mod donations;
 mod error;
 mod matches;
 mod models;

@@ -11,6 +11,70 @@ use sqlx::error::BoxDynError;
 use sqlx::{Database, Decode, Encode, Type};
 use uuid::Uuid;
 
+/// Gives a fieldless enum `as_str`, `Display`, `FromStr` and sqlx's encoding as
+/// text, so it is stored as the same readable text on both backends (and a value
+/// the code does not know is a decode error, not a silent default).
+macro_rules! text_enum {
+    ($name:ident, $what:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(format!(concat!("unknown ", $what, " {:?}"), other)),
+                }
+            }
+        }
+
+        // Travels as text on every backend: delegate to `str`'s impls.
+        impl<DB: Database> Type<DB> for $name
+        where
+            str: Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <str as Type<DB>>::type_info()
+            }
+
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <str as Type<DB>>::compatible(ty)
+            }
+        }
+
+        impl<'q, DB: Database> Encode<'q, DB> for $name
+        where
+            &'q str: Encode<'q, DB>,
+        {
+            fn encode_by_ref(&self, buf: &mut <DB as Database>::ArgumentBuffer<'q>) -> Result<IsNull, BoxDynError> {
+                <&'q str as Encode<'q, DB>>::encode(self.as_str(), buf)
+            }
+        }
+
+        impl<'r, DB: Database> Decode<'r, DB> for $name
+        where
+            &'r str: Decode<'r, DB>,
+        {
+            fn decode(value: <DB as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+                Ok(<&'r str as Decode<'r, DB>>::decode(value)?.parse()?)
+            }
+        }
+    };
+}
+
 /// What an account may do. Stored as the text `"player"` / `"admin"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -20,64 +84,7 @@ pub enum Role {
     Admin,
 }
 
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Player => "player",
-            Role::Admin => "admin",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "player" => Ok(Role::Player),
-            "admin" => Ok(Role::Admin),
-            other => Err(format!("unknown role {other:?}")),
-        }
-    }
-}
-
-// Role travels as text on every backend: delegate to `str`'s impls.
-impl<DB: Database> Type<DB> for Role
-where
-    str: Type<DB>,
-{
-    fn type_info() -> DB::TypeInfo {
-        <str as Type<DB>>::type_info()
-    }
-
-    fn compatible(ty: &DB::TypeInfo) -> bool {
-        <str as Type<DB>>::compatible(ty)
-    }
-}
-
-impl<'q, DB: Database> Encode<'q, DB> for Role
-where
-    &'q str: Encode<'q, DB>,
-{
-    fn encode_by_ref(&self, buf: &mut <DB as Database>::ArgumentBuffer<'q>) -> Result<IsNull, BoxDynError> {
-        <&'q str as Encode<'q, DB>>::encode(self.as_str(), buf)
-    }
-}
-
-impl<'r, DB: Database> Decode<'r, DB> for Role
-where
-    &'r str: Decode<'r, DB>,
-{
-    fn decode(value: <DB as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
-        Ok(<&'r str as Decode<'r, DB>>::decode(value)?.parse()?)
-    }
-}
+text_enum!(Role, "role", { Player => "player", Admin => "admin" });
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewAccount {
@@ -252,4 +259,229 @@ pub struct AuditEntry {
     pub target: Option<String>,
     pub detail: serde_json::Value,
     pub at: DateTime<Utc>,
+}
+
+// ---- cosmetics ----
+
+/// Which loadout slot a cosmetic fills. Stored as `"badge"` / `"name_color"`; a new
+/// kind is a new variant, a new loadout column and new catalog rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CosmeticKind {
+    Badge,
+    NameColor,
+}
+
+text_enum!(CosmeticKind, "cosmetic kind", { Badge => "badge", NameColor => "name_color" });
+
+/// One catalog entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Cosmetic {
+    /// Stable lower-case id, e.g. `"gold"`; what loadouts and join tickets carry.
+    pub id: String,
+    pub kind: CosmeticKind,
+    /// Shown in menus, e.g. `"Gold"`.
+    pub name: String,
+    /// What the game draws: a badge's label (`"★"`) or a color as `"#rrggbb"`.
+    pub value: String,
+    /// Granted by donating; `false` means free for everyone.
+    pub supporter: bool,
+    /// Position within its kind.
+    pub sort: i32,
+}
+
+/// A cosmetic an account may equip, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct OwnedCosmetic {
+    #[sqlx(flatten)]
+    pub cosmetic: Cosmetic,
+    /// [`OwnedCosmetic::FREE`] or the entitlement's source ([`OwnedCosmetic::DONATION`]).
+    pub source: String,
+    /// When the entitlement was granted; `None` for free items.
+    pub granted_at: Option<DateTime<Utc>>,
+}
+
+impl OwnedCosmetic {
+    pub const FREE: &'static str = "free";
+    pub const DONATION: &'static str = "donation";
+}
+
+/// What an account has equipped: cosmetic ids per slot. `Default` is nothing equipped.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Loadout {
+    pub badge: Option<String>,
+    pub name_color: Option<String>,
+}
+
+// ---- donations ----
+
+/// Where a donation stands. Stored as lower-case text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DonationStatus {
+    /// A checkout was created; no payment yet.
+    Pending,
+    Completed,
+    /// Money returned. Wins over `Disputed` if both happen.
+    Refunded,
+    /// A chargeback was opened.
+    Disputed,
+}
+
+text_enum!(DonationStatus, "donation status", {
+    Pending => "pending",
+    Completed => "completed",
+    Refunded => "refunded",
+    Disputed => "disputed",
+});
+
+/// A checkout we created, before the payment. The currency is stored lower-case
+/// (Stripe's spelling), so `"USD"` and `"usd"` are one currency in the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewDonation {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub checkout_session_id: String,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One row of the revenue ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Donation {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub checkout_session_id: String,
+    /// Known once the payment completed; refunds and disputes find the donation by it.
+    pub payment_intent_id: Option<String>,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub status: DonationStatus,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub refunded_at: Option<DateTime<Utc>>,
+    pub disputed_at: Option<DateTime<Utc>>,
+}
+
+/// What a verified Stripe event means for us (parsed by the payments module).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PaymentEffect {
+    /// The checkout was paid: complete the donation and grant the supporter items.
+    Completed {
+        checkout_session_id: String,
+        payment_intent_id: Option<String>,
+        account_id: Uuid,
+        amount_cents: i64,
+        currency: String,
+        at: DateTime<Utc>,
+    },
+    Refunded {
+        payment_intent_id: String,
+        at: DateTime<Utc>,
+    },
+    Disputed {
+        payment_intent_id: String,
+        at: DateTime<Utc>,
+    },
+    /// An event type we do not act on; it is still recorded, so it is seen once.
+    Ignored,
+}
+
+/// A verified webhook delivery. `event_id` is Stripe's `evt_...` id, the key that
+/// makes delivery exactly-once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentEvent {
+    pub event_id: String,
+    pub event_type: String,
+    pub effect: PaymentEffect,
+    pub received_at: DateTime<Utc>,
+}
+
+/// What a refund or dispute does to the cosmetics its donation granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RevokePolicy {
+    /// Remove the supporter items, unless another completed donation still pays for them.
+    #[default]
+    Revoke,
+    /// Record the refund or dispute and leave the items.
+    Keep,
+}
+
+text_enum!(RevokePolicy, "revoke policy", { Revoke => "revoke", Keep => "keep" });
+
+/// What [`Store::apply_payment_event`](super::Store::apply_payment_event) did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum EventOutcome {
+    /// This event id was applied before; nothing changed.
+    Duplicate,
+    /// The donation is completed and the account holds the supporter items.
+    Granted { donation_id: Uuid, account_id: Uuid },
+    /// The refund or dispute was recorded and the account's supporter items removed
+    /// (and un-equipped).
+    Revoked { donation_id: Uuid, account_id: Uuid, entitlements_removed: u64 },
+    /// The refund or dispute was recorded, nothing revoked: policy `Keep`, or the
+    /// account has another completed donation.
+    Marked { donation_id: Uuid },
+    /// A refund or dispute for a payment we never saw: recorded, nothing else.
+    UnknownDonation,
+    /// Recorded with no effect: an ignored event type, or a completion for a
+    /// donation already refunded or disputed (which must not grant again).
+    Recorded,
+}
+
+impl EventOutcome {
+    /// The text stored in `stripe_events.outcome`; also a stable label for logs and metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EventOutcome::Duplicate => "duplicate",
+            EventOutcome::Granted { .. } => "granted",
+            EventOutcome::Revoked { .. } => "revoked",
+            EventOutcome::Marked { .. } => "marked",
+            EventOutcome::UnknownDonation => "unknown_donation",
+            EventOutcome::Recorded => "recorded",
+        }
+    }
+}
+
+/// The revenue ledger over `[from, to)`: donations by `completed_at`, refunds by
+/// `refunded_at`, amounts in the smallest currency unit, one line per currency
+/// (amounts in different currencies are never added together).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevenueSummary {
+    /// Ordered by currency.
+    pub currency_totals: Vec<CurrencyTotal>,
+    /// UTC days (`"2026-11-27"`), ordered by day, then currency.
+    pub by_day: Vec<RevenueBucket>,
+    /// UTC months (`"2026-11"`), ordered by month, then currency.
+    pub by_month: Vec<RevenueBucket>,
+    /// Distinct accounts with a donation completed in range, whether it was later
+    /// refunded or disputed or not: the people who paid in the period.
+    pub donors: i64,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrencyTotal {
+    pub currency: String,
+    /// Donations completed in range.
+    pub gross_cents: i64,
+    /// Refunds made in range (of donations completed in range or earlier).
+    pub refunded_cents: i64,
+    pub net_cents: i64,
+    pub donations: i64,
+    pub refunds: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevenueBucket {
+    pub period: String,
+    pub currency: String,
+    pub donations: i64,
+    pub gross_cents: i64,
+    pub refunded_cents: i64,
 }

@@ -52,6 +52,24 @@ both_backends!(
     bans_active_lifted_expired,
     audit_log_newest_first,
     closed_store_is_unavailable,
+    cosmetics_catalog_is_seeded,
+    free_cosmetics_are_owned_by_everyone,
+    loadout_equips_only_what_is_owned,
+    donation_ledger_rows,
+    completed_event_grants_supporter_items_once,
+    same_event_five_times_applies_once,
+    two_events_for_one_checkout_make_one_donation,
+    completed_event_for_unknown_account_records_nothing,
+    refund_with_revoke_policy_revokes_and_unequips,
+    refund_with_keep_policy_keeps,
+    refund_keeps_entitlements_while_another_donation_is_completed,
+    dispute_marks_the_donation,
+    refund_for_unknown_payment_is_recorded_once,
+    concurrent_deliveries_grant_once,
+    loadout_changes_racing_a_refund_never_keep_unowned_items,
+    revenue_summary_adds_up,
+    active_players_counts_distinct_accounts,
+    payment_event_on_a_closed_store_changes_nothing,
 );
 
 // ---- fixtures ----
@@ -599,6 +617,628 @@ async fn audit_log_newest_first(store: &Store) {
     assert_eq!(store.audit_log(2, Some(expected[1].at)).await.unwrap(), expected[2..4]);
     assert_eq!(store.audit_log(10, Some(expected[4].at)).await.unwrap(), vec![]);
     assert_eq!(store.append_audit(&entries[0]).await, Err(StoreError::Conflict("id")));
+}
+
+// ---- cosmetics ----
+
+/// The seeded supporter items, sorted by id.
+const SUPPORTER_ITEMS: [&str; 4] = ["cyan", "gold", "supporter", "violet"];
+const FREE_COLORS: [&str; 4] = ["white", "red", "blue", "green"];
+
+fn loadout(badge: Option<&str>, name_color: Option<&str>) -> Loadout {
+    Loadout { badge: badge.map(str::to_owned), name_color: name_color.map(str::to_owned) }
+}
+
+/// What `account` owns that only a donation grants, sorted.
+async fn supporter_items(store: &Store, account: Uuid) -> Vec<String> {
+    let mut ids: Vec<String> = store
+        .owned_cosmetics(account)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|owned| owned.cosmetic.supporter)
+        .map(|owned| owned.cosmetic.id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+async fn cosmetics_catalog_is_seeded(store: &Store) {
+    let catalog = store.cosmetics().await.unwrap();
+    let summary: Vec<_> = catalog.iter().map(|c| (c.id.as_str(), c.kind, c.value.as_str(), c.supporter)).collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("supporter", CosmeticKind::Badge, "★", true),
+            ("white", CosmeticKind::NameColor, "#ffffff", false),
+            ("red", CosmeticKind::NameColor, "#ff5555", false),
+            ("blue", CosmeticKind::NameColor, "#5599ff", false),
+            ("green", CosmeticKind::NameColor, "#55dd77", false),
+            ("gold", CosmeticKind::NameColor, "#ffcc33", true),
+            ("violet", CosmeticKind::NameColor, "#bb77ff", true),
+            ("cyan", CosmeticKind::NameColor, "#33dddd", true),
+        ]
+    );
+    assert_eq!(catalog[0].name, "Supporter");
+    assert_eq!(catalog[5].name, "Gold");
+    // Positions increase within each kind.
+    assert!(catalog[1..].windows(2).all(|w| w[0].sort < w[1].sort), "{catalog:?}");
+}
+
+async fn free_cosmetics_are_owned_by_everyone(store: &Store) {
+    let a = account(store, "freebie").await;
+    for who in [a.id, Uuid::new_v4()] {
+        let owned = store.owned_cosmetics(who).await.unwrap();
+        let ids: Vec<_> = owned.iter().map(|o| o.cosmetic.id.as_str()).collect();
+        assert_eq!(ids, FREE_COLORS, "free colors in catalog order, nothing else");
+        assert!(owned.iter().all(|o| o.source == OwnedCosmetic::FREE && o.granted_at.is_none()), "{owned:?}");
+    }
+    assert_eq!(store.loadout(a.id).await.unwrap(), Loadout::default(), "nothing equipped until chosen");
+}
+
+async fn loadout_equips_only_what_is_owned(store: &Store) {
+    let a = account(store, "dresser").await;
+    let other = account(store, "bystander").await;
+    store.set_loadout(a.id, &loadout(None, Some("red"))).await.unwrap();
+    assert_eq!(store.loadout(a.id).await.unwrap(), loadout(None, Some("red")));
+
+    // Each refusal names the offending id and changes nothing.
+    let refused = [
+        (loadout(None, Some("gold")), "gold"), // a supporter color, not owned
+        (loadout(Some("supporter"), Some("blue")), "supporter"), // a supporter badge, not owned
+        (loadout(None, Some("supporter")), "supporter"), // a badge in the color slot
+        (loadout(Some("white"), None), "white"), // a color in the badge slot
+        (loadout(None, Some("no-such-color")), "no-such-color"),
+        (loadout(None, Some("RED")), "RED"), // ids are exact
+        (loadout(None, Some("red' OR '1'='1")), "red' OR '1'='1"),
+    ];
+    for (wanted, id) in refused {
+        assert_eq!(store.set_loadout(a.id, &wanted).await, Err(StoreError::NotOwned(id.to_owned())), "{wanted:?}");
+        assert_eq!(store.loadout(a.id).await.unwrap(), loadout(None, Some("red")));
+    }
+
+    store.set_loadout(a.id, &loadout(None, Some("green"))).await.unwrap();
+    assert_eq!(store.loadout(a.id).await.unwrap(), loadout(None, Some("green")));
+    store.set_loadout(a.id, &Loadout::default()).await.unwrap();
+    assert_eq!(store.loadout(a.id).await.unwrap(), Loadout::default());
+    assert_eq!(store.loadout(other.id).await.unwrap(), Loadout::default(), "other accounts untouched");
+    assert_eq!(store.set_loadout(Uuid::new_v4(), &loadout(None, Some("red"))).await, Err(StoreError::NotFound));
+}
+
+// ---- donations ----
+
+const USD_5: i64 = 500;
+
+fn new_donation(account_id: Uuid, session: &str, created_at: DateTime<Utc>) -> NewDonation {
+    NewDonation {
+        id: Uuid::new_v4(),
+        account_id,
+        checkout_session_id: session.to_owned(),
+        amount_cents: USD_5,
+        currency: "USD".to_owned(),
+        created_at,
+    }
+}
+
+fn event(event_id: &str, event_type: &str, effect: PaymentEffect, received_at: DateTime<Utc>) -> PaymentEvent {
+    PaymentEvent { event_id: event_id.to_owned(), event_type: event_type.to_owned(), effect, received_at }
+}
+
+/// The payment intent Stripe would attach to checkout `session` in these tests.
+fn intent_of(session: &str) -> String {
+    format!("pi_{session}")
+}
+
+/// `checkout.session.completed` for a $5 donation of `account` through `session`.
+fn completed(event_id: &str, account: Uuid, session: &str, at: DateTime<Utc>) -> PaymentEvent {
+    completed_amount(event_id, account, session, USD_5, "usd", at)
+}
+
+fn completed_amount(
+    event_id: &str,
+    account: Uuid,
+    session: &str,
+    amount_cents: i64,
+    currency: &str,
+    at: DateTime<Utc>,
+) -> PaymentEvent {
+    let effect = PaymentEffect::Completed {
+        checkout_session_id: session.to_owned(),
+        payment_intent_id: Some(intent_of(session)),
+        account_id: account,
+        amount_cents,
+        currency: currency.to_owned(),
+        at,
+    };
+    event(event_id, "checkout.session.completed", effect, at)
+}
+
+fn refunded(event_id: &str, session: &str, at: DateTime<Utc>) -> PaymentEvent {
+    let effect = PaymentEffect::Refunded { payment_intent_id: intent_of(session), at };
+    event(event_id, "charge.refunded", effect, at)
+}
+
+fn disputed(event_id: &str, session: &str, at: DateTime<Utc>) -> PaymentEvent {
+    let effect = PaymentEffect::Disputed { payment_intent_id: intent_of(session), at };
+    event(event_id, "charge.dispute.created", effect, at)
+}
+
+async fn apply(store: &Store, event: &PaymentEvent) -> EventOutcome {
+    store.apply_payment_event(event, RevokePolicy::Revoke).await.unwrap()
+}
+
+async fn count(store: &Store, sql: &str) -> i64 {
+    with_pool!(store, |pool| sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await).unwrap()
+}
+
+async fn entitlement_rows(store: &Store, account: Uuid) -> i64 {
+    const SQL: &str = "SELECT COUNT(*) FROM entitlements WHERE account_id = $1";
+    with_pool!(store, |pool| sqlx::query_scalar::<_, i64>(SQL).bind(account).fetch_one(pool).await).unwrap()
+}
+
+/// The recorded outcome of `event_id`, if the event was recorded.
+async fn recorded_outcome(store: &Store, event_id: &str) -> Option<String> {
+    const SQL: &str = "SELECT outcome FROM stripe_events WHERE event_id = $1";
+    with_pool!(store, |pool| sqlx::query_scalar::<_, String>(SQL).bind(event_id).fetch_optional(pool).await).unwrap()
+}
+
+async fn donation_ledger_rows(store: &Store) {
+    let a = account(store, "ledger").await;
+    let first = new_donation(a.id, "cs_ledger_1", t(0));
+    let second = new_donation(a.id, "cs_ledger_2", t(60));
+    store.create_donation(&first).await.unwrap();
+    store.create_donation(&second).await.unwrap();
+
+    let row = store.donation_by_session("cs_ledger_1").await.unwrap().unwrap();
+    assert_eq!(
+        row,
+        Donation {
+            id: first.id,
+            account_id: a.id,
+            checkout_session_id: "cs_ledger_1".into(),
+            payment_intent_id: None,
+            amount_cents: USD_5,
+            currency: "usd".into(),
+            status: DonationStatus::Pending,
+            created_at: micros(t(0)),
+            completed_at: None,
+            refunded_at: None,
+            disputed_at: None,
+        }
+    );
+    let ids: Vec<Uuid> = store.donations_for(a.id).await.unwrap().iter().map(|d| d.id).collect();
+    assert_eq!(ids, vec![second.id, first.id], "newest first");
+    assert!(store.donations_for(Uuid::new_v4()).await.unwrap().is_empty());
+    assert_eq!(store.donation_by_session("cs_missing").await.unwrap(), None);
+
+    let same_session = new_donation(a.id, "cs_ledger_1", t(120));
+    assert_eq!(store.create_donation(&same_session).await, Err(StoreError::Conflict("checkout_session_id")));
+    let same_id = NewDonation { checkout_session_id: "cs_ledger_3".into(), ..first.clone() };
+    assert_eq!(store.create_donation(&same_id).await, Err(StoreError::Conflict("id")));
+    let orphan = new_donation(Uuid::new_v4(), "cs_orphan", t(0));
+    assert_eq!(store.create_donation(&orphan).await, Err(StoreError::NotFound));
+    // A payment intent belongs to one donation.
+    assert!(matches!(
+        apply(store, &completed("evt_l1", a.id, "cs_ledger_1", t(200))).await,
+        EventOutcome::Granted { .. }
+    ));
+    let mut clash = completed("evt_l2", a.id, "cs_ledger_2", t(210));
+    if let PaymentEffect::Completed { payment_intent_id, .. } = &mut clash.effect {
+        *payment_intent_id = Some(intent_of("cs_ledger_1"));
+    }
+    assert_eq!(
+        store.apply_payment_event(&clash, RevokePolicy::Revoke).await,
+        Err(StoreError::Conflict("payment_intent_id"))
+    );
+    assert_eq!(recorded_outcome(store, "evt_l2").await, None, "a failed event is not recorded");
+    assert_eq!(store.donation_by_session("cs_ledger_2").await.unwrap().unwrap().status, DonationStatus::Pending);
+}
+
+async fn completed_event_grants_supporter_items_once(store: &Store) {
+    let a = account(store, "patron").await;
+    let bystander = account(store, "bystander").await;
+    store.create_donation(&new_donation(a.id, "cs_patron", t(0))).await.unwrap();
+    assert_eq!(
+        store.set_loadout(a.id, &loadout(Some("supporter"), Some("gold"))).await,
+        Err(StoreError::NotOwned("supporter".into()))
+    );
+
+    let outcome = apply(store, &completed("evt_patron", a.id, "cs_patron", t(30))).await;
+    let donation = store.donation_by_session("cs_patron").await.unwrap().unwrap();
+    assert_eq!(outcome, EventOutcome::Granted { donation_id: donation.id, account_id: a.id });
+    assert_eq!(donation.status, DonationStatus::Completed);
+    assert_eq!(donation.payment_intent_id, Some(intent_of("cs_patron")));
+    assert_eq!(donation.completed_at, Some(micros(t(30))));
+    assert_eq!(donation.created_at, micros(t(0)), "the pending row was completed, not replaced");
+    assert_eq!(recorded_outcome(store, "evt_patron").await.as_deref(), Some("granted"));
+
+    assert_eq!(supporter_items(store, a.id).await, SUPPORTER_ITEMS);
+    let owned = store.owned_cosmetics(a.id).await.unwrap();
+    assert_eq!(owned.len(), 8, "everything in the catalog");
+    for o in owned.iter().filter(|o| o.cosmetic.supporter) {
+        assert_eq!((o.source.as_str(), o.granted_at), (OwnedCosmetic::DONATION, Some(micros(t(30)))), "{o:?}");
+    }
+    assert!(supporter_items(store, bystander.id).await.is_empty(), "only the donor");
+
+    store.set_loadout(a.id, &loadout(Some("supporter"), Some("gold"))).await.unwrap();
+    assert_eq!(store.loadout(a.id).await.unwrap(), loadout(Some("supporter"), Some("gold")));
+    assert_eq!(
+        store.set_loadout(bystander.id, &loadout(None, Some("gold"))).await,
+        Err(StoreError::NotOwned("gold".into()))
+    );
+}
+
+async fn same_event_five_times_applies_once(store: &Store) {
+    let a = account(store, "repeat").await;
+    store.create_donation(&new_donation(a.id, "cs_repeat", t(0))).await.unwrap();
+    let delivery = completed("evt_repeat", a.id, "cs_repeat", t(10));
+    let mut outcomes = Vec::new();
+    for i in 0..5 {
+        // Later deliveries arrive later; the event is still the same one.
+        let redelivered = PaymentEvent { received_at: t(10 + i * 60), ..delivery.clone() };
+        outcomes.push(apply(store, &redelivered).await);
+    }
+    assert!(matches!(outcomes[0], EventOutcome::Granted { account_id, .. } if account_id == a.id), "{outcomes:?}");
+    assert_eq!(
+        outcomes[1..],
+        [EventOutcome::Duplicate, EventOutcome::Duplicate, EventOutcome::Duplicate, EventOutcome::Duplicate]
+    );
+    assert_eq!(store.donations_for(a.id).await.unwrap().len(), 1);
+    assert_eq!(entitlement_rows(store, a.id).await, 4);
+    assert_eq!(count(store, "SELECT COUNT(*) FROM stripe_events").await, 1);
+}
+
+async fn two_events_for_one_checkout_make_one_donation(store: &Store) {
+    // No pending row: this checkout was not created through us.
+    let a = account(store, "twice").await;
+    let first = apply(store, &completed("evt_twice_1", a.id, "cs_twice", t(10))).await;
+    let mut second = completed("evt_twice_2", a.id, "cs_twice", t(20));
+    second.event_type = "checkout.session.async_payment_succeeded".into();
+    assert_eq!(apply(store, &second).await, first, "the same donation, granted");
+
+    let donations = store.donations_for(a.id).await.unwrap();
+    assert_eq!(donations.len(), 1);
+    let d = &donations[0];
+    assert_eq!((d.status, d.amount_cents, d.currency.as_str()), (DonationStatus::Completed, USD_5, "usd"));
+    assert_eq!((d.created_at, d.completed_at), (micros(t(10)), Some(micros(t(10)))), "the first completion holds");
+    assert_eq!(entitlement_rows(store, a.id).await, 4);
+    assert_eq!(count(store, "SELECT COUNT(*) FROM stripe_events").await, 2);
+
+    // What was paid is what the ledger shows, whatever the pending row said.
+    let b = account(store, "repriced").await;
+    store.create_donation(&new_donation(b.id, "cs_repriced", t(0))).await.unwrap();
+    apply(store, &completed_amount("evt_repriced", b.id, "cs_repriced", 700, "EUR", t(5))).await;
+    let d = store.donation_by_session("cs_repriced").await.unwrap().unwrap();
+    assert_eq!((d.amount_cents, d.currency.as_str()), (700, "eur"));
+}
+
+async fn completed_event_for_unknown_account_records_nothing(store: &Store) {
+    let ghost = new_account("ghost");
+    let delivery = completed("evt_ghost", ghost.id, "cs_ghost", t(10));
+    assert_eq!(store.apply_payment_event(&delivery, RevokePolicy::Revoke).await, Err(StoreError::NotFound));
+    assert_eq!(recorded_outcome(store, "evt_ghost").await, None);
+    assert_eq!(store.donation_by_session("cs_ghost").await.unwrap(), None);
+
+    // Nothing was recorded, so Stripe's retry applies it once the account exists.
+    store.create_account(&ghost).await.unwrap();
+    assert!(matches!(apply(store, &delivery).await, EventOutcome::Granted { .. }));
+    assert_eq!(supporter_items(store, ghost.id).await, SUPPORTER_ITEMS);
+}
+
+async fn refund_with_revoke_policy_revokes_and_unequips(store: &Store) {
+    let a = account(store, "refunder").await;
+    let b = account(store, "refunder2").await;
+    apply(store, &completed("evt_r_a", a.id, "cs_r_a", t(0))).await;
+    apply(store, &completed("evt_r_b", b.id, "cs_r_b", t(0))).await;
+    store.set_loadout(a.id, &loadout(Some("supporter"), Some("gold"))).await.unwrap();
+    store.set_loadout(b.id, &loadout(Some("supporter"), Some("red"))).await.unwrap();
+
+    let outcome = apply(store, &refunded("evt_r_a_refund", "cs_r_a", t(100))).await;
+    let donation = store.donation_by_session("cs_r_a").await.unwrap().unwrap();
+    assert_eq!(outcome, EventOutcome::Revoked { donation_id: donation.id, account_id: a.id, entitlements_removed: 4 });
+    assert_eq!((donation.status, donation.refunded_at), (DonationStatus::Refunded, Some(micros(t(100)))));
+    assert_eq!(recorded_outcome(store, "evt_r_a_refund").await.as_deref(), Some("revoked"));
+    assert!(supporter_items(store, a.id).await.is_empty());
+    assert_eq!(store.loadout(a.id).await.unwrap(), Loadout::default(), "supporter items un-equipped");
+    assert_eq!(store.set_loadout(a.id, &loadout(None, Some("gold"))).await, Err(StoreError::NotOwned("gold".into())));
+
+    apply(store, &refunded("evt_r_b_refund", "cs_r_b", t(100))).await;
+    assert_eq!(store.loadout(b.id).await.unwrap(), loadout(None, Some("red")), "free items stay equipped");
+
+    // A late completion for the refunded checkout must not grant again.
+    let late = completed("evt_r_a_late", a.id, "cs_r_a", t(200));
+    assert_eq!(apply(store, &late).await, EventOutcome::Recorded);
+    assert_eq!(store.donation_by_session("cs_r_a").await.unwrap().unwrap().status, DonationStatus::Refunded);
+    assert!(supporter_items(store, a.id).await.is_empty());
+    // A second refund event (Stripe sends one per partial refund) keeps the first time.
+    let again = apply(store, &refunded("evt_r_a_refund2", "cs_r_a", t(300))).await;
+    assert_eq!(again, EventOutcome::Revoked { donation_id: donation.id, account_id: a.id, entitlements_removed: 0 });
+    assert_eq!(store.donation_by_session("cs_r_a").await.unwrap().unwrap().refunded_at, Some(micros(t(100))));
+}
+
+async fn refund_with_keep_policy_keeps(store: &Store) {
+    let a = account(store, "keeper").await;
+    apply(store, &completed("evt_k", a.id, "cs_k", t(0))).await;
+    store.set_loadout(a.id, &loadout(Some("supporter"), Some("violet"))).await.unwrap();
+    let outcome =
+        store.apply_payment_event(&refunded("evt_k_refund", "cs_k", t(50)), RevokePolicy::Keep).await.unwrap();
+    let donation = store.donation_by_session("cs_k").await.unwrap().unwrap();
+    assert_eq!(outcome, EventOutcome::Marked { donation_id: donation.id });
+    assert_eq!(donation.status, DonationStatus::Refunded);
+    assert_eq!(supporter_items(store, a.id).await, SUPPORTER_ITEMS);
+    assert_eq!(store.loadout(a.id).await.unwrap(), loadout(Some("supporter"), Some("violet")));
+    assert_eq!(recorded_outcome(store, "evt_k_refund").await.as_deref(), Some("marked"));
+}
+
+async fn refund_keeps_entitlements_while_another_donation_is_completed(store: &Store) {
+    let a = account(store, "regular").await;
+    apply(store, &completed("evt_m1", a.id, "cs_m1", t(0))).await;
+    apply(store, &completed("evt_m2", a.id, "cs_m2", t(10))).await;
+    assert_eq!(entitlement_rows(store, a.id).await, 4, "one row per item however many donations");
+    store.set_loadout(a.id, &loadout(Some("supporter"), Some("cyan"))).await.unwrap();
+    let (first, second) = (
+        store.donation_by_session("cs_m1").await.unwrap().unwrap(),
+        store.donation_by_session("cs_m2").await.unwrap().unwrap(),
+    );
+
+    // The first donation granted the items; refunding it leaves the second paying.
+    assert_eq!(
+        apply(store, &refunded("evt_m1_refund", "cs_m1", t(20))).await,
+        EventOutcome::Marked { donation_id: first.id }
+    );
+    assert_eq!(supporter_items(store, a.id).await, SUPPORTER_ITEMS);
+    assert_eq!(store.loadout(a.id).await.unwrap(), loadout(Some("supporter"), Some("cyan")));
+    const BY_SECOND: &str = "SELECT COUNT(*) FROM entitlements WHERE donation_id = $1";
+    let repointed =
+        with_pool!(store, |pool| sqlx::query_scalar::<_, i64>(BY_SECOND).bind(second.id).fetch_one(pool).await);
+    assert_eq!(repointed.unwrap(), 4, "the remaining donation now pays for them");
+
+    // Refunding the last one revokes.
+    let outcome = apply(store, &refunded("evt_m2_refund", "cs_m2", t(30))).await;
+    assert_eq!(outcome, EventOutcome::Revoked { donation_id: second.id, account_id: a.id, entitlements_removed: 4 });
+    assert_eq!(store.loadout(a.id).await.unwrap(), Loadout::default());
+}
+
+async fn dispute_marks_the_donation(store: &Store) {
+    let a = account(store, "disputer").await;
+    let b = account(store, "disputer2").await;
+    apply(store, &completed("evt_d_a", a.id, "cs_d_a", t(0))).await;
+    apply(store, &completed("evt_d_b", b.id, "cs_d_b", t(0))).await;
+
+    let outcome =
+        store.apply_payment_event(&disputed("evt_d_a_dispute", "cs_d_a", t(40)), RevokePolicy::Keep).await.unwrap();
+    let donation = store.donation_by_session("cs_d_a").await.unwrap().unwrap();
+    assert_eq!(outcome, EventOutcome::Marked { donation_id: donation.id });
+    assert_eq!((donation.status, donation.disputed_at), (DonationStatus::Disputed, Some(micros(t(40)))));
+    assert_eq!(donation.refunded_at, None);
+    assert_eq!(supporter_items(store, a.id).await, SUPPORTER_ITEMS);
+
+    let outcome = apply(store, &disputed("evt_d_b_dispute", "cs_d_b", t(40))).await;
+    assert!(matches!(outcome, EventOutcome::Revoked { entitlements_removed: 4, .. }), "{outcome:?}");
+    assert!(supporter_items(store, b.id).await.is_empty());
+
+    // A refund after a dispute wins; a dispute after a refund only adds its time.
+    apply(store, &refunded("evt_d_a_refund", "cs_d_a", t(50))).await;
+    let donation = store.donation_by_session("cs_d_a").await.unwrap().unwrap();
+    assert_eq!((donation.status, donation.disputed_at), (DonationStatus::Refunded, Some(micros(t(40)))));
+    apply(store, &disputed("evt_d_a_dispute2", "cs_d_a", t(60))).await;
+    let donation = store.donation_by_session("cs_d_a").await.unwrap().unwrap();
+    assert_eq!((donation.status, donation.disputed_at), (DonationStatus::Refunded, Some(micros(t(40)))));
+}
+
+async fn refund_for_unknown_payment_is_recorded_once(store: &Store) {
+    let a = account(store, "innocent").await;
+    apply(store, &completed("evt_i", a.id, "cs_i", t(0))).await;
+    let stray = refunded("evt_stray", "cs_never_seen", t(10));
+    assert_eq!(apply(store, &stray).await, EventOutcome::UnknownDonation);
+    assert_eq!(apply(store, &stray).await, EventOutcome::Duplicate);
+    assert_eq!(recorded_outcome(store, "evt_stray").await.as_deref(), Some("unknown_donation"));
+    let stray_dispute = disputed("evt_stray_dispute", "cs_never_seen", t(20));
+    assert_eq!(apply(store, &stray_dispute).await, EventOutcome::UnknownDonation);
+    assert_eq!(count(store, "SELECT COUNT(*) FROM stripe_events").await, 3);
+    assert_eq!(supporter_items(store, a.id).await, SUPPORTER_ITEMS, "nobody else's items move");
+
+    let ignored = event("evt_other", "customer.created", PaymentEffect::Ignored, t(30));
+    assert_eq!(apply(store, &ignored).await, EventOutcome::Recorded);
+    assert_eq!(apply(store, &ignored).await, EventOutcome::Duplicate);
+    assert_eq!(recorded_outcome(store, "evt_other").await.as_deref(), Some("recorded"));
+}
+
+async fn concurrent_deliveries_grant_once(store: &Store) {
+    let a = account(store, "racer").await;
+    store.create_donation(&new_donation(a.id, "cs_race", t(0))).await.unwrap();
+    let delivery = completed("evt_race", a.id, "cs_race", t(10));
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let (store, delivery) = (store.clone(), delivery.clone());
+            tokio::spawn(async move { store.apply_payment_event(&delivery, RevokePolicy::Revoke).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap().unwrap());
+    }
+    let granted = outcomes.iter().filter(|o| matches!(o, EventOutcome::Granted { .. })).count();
+    let duplicates = outcomes.iter().filter(|o| **o == EventOutcome::Duplicate).count();
+    assert_eq!((granted, duplicates), (1, 5), "{outcomes:?}");
+    assert_eq!(store.donations_for(a.id).await.unwrap().len(), 1);
+    assert_eq!(entitlement_rows(store, a.id).await, 4);
+
+    // Refunds racing the same way revoke once.
+    let refund = refunded("evt_race_refund", "cs_race", t(20));
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let (store, refund) = (store.clone(), refund.clone());
+            tokio::spawn(async move { store.apply_payment_event(&refund, RevokePolicy::Revoke).await })
+        })
+        .collect();
+    let mut revoked = 0;
+    for task in tasks {
+        revoked += usize::from(matches!(task.await.unwrap().unwrap(), EventOutcome::Revoked { .. }));
+    }
+    assert_eq!(revoked, 1);
+    assert_eq!(entitlement_rows(store, a.id).await, 0);
+}
+
+async fn loadout_changes_racing_a_refund_never_keep_unowned_items(store: &Store) {
+    for round in 0..5 {
+        let a = account(store, &format!("fickle{round}")).await;
+        let session = format!("cs_fickle{round}");
+        apply(store, &completed(&format!("evt_fickle{round}"), a.id, &session, t(0))).await;
+        let refund = refunded(&format!("evt_fickle{round}_refund"), &session, t(10));
+        let mut tasks = Vec::new();
+        for i in 0..6 {
+            let handle = store.clone();
+            let wanted =
+                if i % 2 == 0 { loadout(Some("supporter"), Some("gold")) } else { loadout(None, Some("violet")) };
+            tasks.push(tokio::spawn(async move {
+                handle.set_loadout(a.id, &wanted).await.map(|()| EventOutcome::Recorded)
+            }));
+            if i == 2 {
+                let (handle, refund) = (store.clone(), refund.clone());
+                tasks
+                    .push(tokio::spawn(async move { handle.apply_payment_event(&refund, RevokePolicy::Revoke).await }));
+            }
+        }
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) | Err(StoreError::NotOwned(_)) => {}
+                Err(err) => panic!("round {round}: {err:?}"),
+            }
+        }
+        // Whichever order they ran in, nothing unowned stays equipped.
+        assert!(supporter_items(store, a.id).await.is_empty());
+        assert_eq!(store.loadout(a.id).await.unwrap(), Loadout::default(), "round {round}");
+    }
+}
+
+async fn revenue_summary_adds_up(store: &Store) {
+    let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+    let (a, b, c, d) = (
+        account(store, "rev_a").await,
+        account(store, "rev_b").await,
+        account(store, "rev_c").await,
+        account(store, "rev_d").await,
+    );
+    let from = at("2026-11-30T00:00:00Z");
+    let to = at("2026-12-02T00:00:00Z");
+    // In range: two days (Nov 30, Dec 1), two months, two currencies.
+    apply(store, &completed_amount("evt_s1", a.id, "cs_s1", 500, "usd", at("2026-11-30T10:00:00Z"))).await;
+    apply(store, &completed_amount("evt_s2", b.id, "cs_s2", 500, "usd", at("2026-11-30T23:59:59.999999Z"))).await;
+    apply(store, &completed_amount("evt_s3", c.id, "cs_s3", 700, "eur", at("2026-12-01T00:00:00Z"))).await;
+    apply(store, &completed_amount("evt_s4", a.id, "cs_s4", 500, "usd", at("2026-12-01T12:00:00Z"))).await;
+    apply(store, &refunded("evt_s2_refund", "cs_s2", at("2026-12-01T08:00:00Z"))).await;
+    // Completed before the range, refunded inside it: a refund, not a donation or donor.
+    apply(store, &completed_amount("evt_s0", d.id, "cs_s0", 300, "usd", at("2026-11-29T23:59:59Z"))).await;
+    apply(store, &refunded("evt_s0_refund", "cs_s0", at("2026-12-01T09:00:00Z"))).await;
+    // Outside the range: at its end (exclusive), and refunded after it.
+    apply(store, &completed_amount("evt_s5", d.id, "cs_s5", 900, "usd", to)).await;
+    apply(store, &completed_amount("evt_s6", c.id, "cs_s6", 1100, "usd", at("2026-11-20T00:00:00Z"))).await;
+    apply(store, &refunded("evt_s6_refund", "cs_s6", to + chrono::Duration::days(1))).await;
+    // Pending checkouts are not revenue.
+    store.create_donation(&new_donation(d.id, "cs_pending", at("2026-11-30T12:00:00Z"))).await.unwrap();
+
+    let summary = store.revenue_summary(from, to).await.unwrap();
+    assert_eq!((summary.from, summary.to), (from, to));
+    assert_eq!(
+        summary.currency_totals,
+        vec![
+            CurrencyTotal {
+                currency: "eur".into(),
+                gross_cents: 700,
+                refunded_cents: 0,
+                net_cents: 700,
+                donations: 1,
+                refunds: 0
+            },
+            CurrencyTotal {
+                currency: "usd".into(),
+                gross_cents: 1500,
+                refunded_cents: 800,
+                net_cents: 700,
+                donations: 3,
+                refunds: 2
+            },
+        ]
+    );
+    let bucket = |period: &str, currency: &str, donations, gross_cents, refunded_cents| RevenueBucket {
+        period: period.into(),
+        currency: currency.into(),
+        donations,
+        gross_cents,
+        refunded_cents,
+    };
+    assert_eq!(
+        summary.by_day,
+        vec![
+            bucket("2026-11-30", "usd", 2, 1000, 0),
+            bucket("2026-12-01", "eur", 1, 700, 0),
+            bucket("2026-12-01", "usd", 1, 500, 800),
+        ]
+    );
+    assert_eq!(
+        summary.by_month,
+        vec![
+            bucket("2026-11", "usd", 2, 1000, 0),
+            bucket("2026-12", "eur", 1, 700, 0),
+            bucket("2026-12", "usd", 1, 500, 800)
+        ]
+    );
+    assert_eq!(summary.donors, 3, "a, b and c donated in range (b's was refunded); d's donation was not in range");
+    // The buckets add up to the totals.
+    for total in &summary.currency_totals {
+        for buckets in [&summary.by_day, &summary.by_month] {
+            let mine = buckets.iter().filter(|b| b.currency == total.currency);
+            let (donations, gross, refunded) =
+                mine.fold((0, 0, 0), |(n, g, r), b| (n + b.donations, g + b.gross_cents, r + b.refunded_cents));
+            assert_eq!((donations, gross, refunded), (total.donations, total.gross_cents, total.refunded_cents));
+        }
+    }
+
+    let empty = store.revenue_summary(to + chrono::Duration::days(30), to + chrono::Duration::days(31)).await.unwrap();
+    assert!(empty.currency_totals.is_empty() && empty.by_day.is_empty() && empty.by_month.is_empty());
+    assert_eq!(empty.donors, 0);
+}
+
+async fn active_players_counts_distinct_accounts(store: &Store) {
+    let (p1, p2, p3, p4) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    for m in [
+        match_result(t(0), Some(p4), &[(p4, "Old", 50, 0), (p1, "One", 0, 50)]),
+        match_result(t(1000), Some(p1), &[(p1, "One", 50, 0), (p2, "Two", 0, 50)]),
+        match_result(t(2000), Some(p1), &[(p1, "One", 50, 0), (p3, "Three", 0, 50)]),
+    ] {
+        assert!(store.record_match(&m).await.unwrap());
+    }
+    assert_eq!(store.active_players(t(-1)).await.unwrap(), 4);
+    // Match end times are stored in milliseconds: t(1000) itself counts.
+    assert_eq!(store.active_players(t(1000).trunc_subsecs(3)).await.unwrap(), 3, "p1 counted once");
+    assert_eq!(store.active_players(t(1500)).await.unwrap(), 2);
+    assert_eq!(store.active_players(t(3000)).await.unwrap(), 0);
+}
+
+// ---- payment outages ----
+
+async fn payment_event_on_a_closed_store_changes_nothing(store: &testing::TestStore) {
+    let a = account(store, "offline").await;
+    store.create_donation(&new_donation(a.id, "cs_offline", t(0))).await.unwrap();
+    let delivery = completed("evt_offline", a.id, "cs_offline", t(10));
+    let other_handle = store.store().clone();
+    store.close().await;
+    let err = other_handle.apply_payment_event(&delivery, RevokePolicy::Revoke).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    assert!(other_handle.set_loadout(a.id, &loadout(None, Some("red"))).await.unwrap_err().is_unavailable());
+    assert!(other_handle.revenue_summary(t(0), t(100)).await.unwrap_err().is_unavailable());
+    assert!(other_handle.owned_cosmetics(a.id).await.unwrap_err().is_unavailable());
+
+    // The database comes back (a new pool on the same database): nothing was
+    // recorded, and Stripe's retry grants exactly once.
+    let reopened = Store::connect(store.url(), 2).await.unwrap();
+    assert_eq!(recorded_outcome(&reopened, "evt_offline").await, None);
+    assert_eq!(reopened.donation_by_session("cs_offline").await.unwrap().unwrap().status, DonationStatus::Pending);
+    assert!(matches!(apply(&reopened, &delivery).await, EventOutcome::Granted { .. }));
+    assert_eq!(apply(&reopened, &delivery).await, EventOutcome::Duplicate);
+    assert_eq!(supporter_items(&reopened, a.id).await, SUPPORTER_ITEMS);
+    reopened.close().await;
 }
 
 // ---- outages ----

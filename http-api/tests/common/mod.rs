@@ -26,8 +26,11 @@ pub struct TestApi {
     pub client: reqwest::Client,
     pub data_dir: std::path::PathBuf,
     server: tokio::task::JoinHandle<()>,
+    /// The flags it was started with (for a restart).
+    argv: Vec<String>,
     /// A fresh Postgres schema, dropped with the test.
     _schema: Option<http_api::store::testing::TestStore>,
+    owns_dir: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -57,7 +60,8 @@ impl TestApi {
             "6b6579206f6620616363657373203332206279746573206c6f6e672121212121",
         ];
         argv.extend_from_slice(extra);
-        let args = Wrapper::parse_from(argv).api;
+        let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        let args = Wrapper::parse_from(argv.iter().map(String::as_str)).api;
         let directory = Directory::local();
         let opts = ApiOptions {
             role: Role::Embedded,
@@ -79,7 +83,9 @@ impl TestApi {
             client: reqwest::Client::new(),
             data_dir,
             server,
+            argv,
             _schema: schema,
+            owns_dir: true,
         })
     }
 
@@ -103,12 +109,57 @@ impl TestApi {
         respond(req.send().await.unwrap()).await
     }
 
+    pub async fn put(&self, path: &str, body: Value, token: Option<&str>) -> (u16, Value) {
+        let mut req = self.client.put(self.url(path)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        respond(req.send().await.unwrap()).await
+    }
+
     pub async fn delete(&self, path: &str, token: Option<&str>) -> (u16, Value) {
         let mut req = self.client.delete(self.url(path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
         respond(req.send().await.unwrap()).await
+    }
+
+    /// Logs `username` in (password of [`TestApi::register`]).
+    pub async fn login(&self, username: &str) -> Value {
+        let (status, body) =
+            self.post("/v1/auth/login", json!({"username": username, "password": "correct horse battery"}), None).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// A second API instance on the same store and flags, as after a restart.
+    pub async fn restart_on_same_store(&self) -> TestApi {
+        let args = Wrapper::parse_from(self.argv.iter().map(String::as_str)).api;
+        let opts = ApiOptions {
+            role: Role::Embedded,
+            data_dir: self.data_dir.clone(),
+            ticket_key: TicketKey::new("k1", TICKET_KEY.to_vec()).unwrap(),
+            directory: self.directory.clone(),
+        };
+        let api = Api::build(&args, opts).await.expect("api builds again");
+        let router = api.router(Vec::new());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+        });
+        TestApi {
+            base: format!("http://{addr}"),
+            api,
+            directory: self.directory.clone(),
+            client: reqwest::Client::new(),
+            data_dir: self.data_dir.clone(),
+            server,
+            argv: self.argv.clone(),
+            _schema: None,
+            owns_dir: false,
+        }
     }
 
     /// Registers `username` and returns the token response.
@@ -124,7 +175,9 @@ impl TestApi {
 impl Drop for TestApi {
     fn drop(&mut self) {
         self.server.abort();
-        let _ = std::fs::remove_dir_all(&self.data_dir);
+        if self.owns_dir {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
     }
 }
 
