@@ -294,19 +294,19 @@ impl Session<'_> {
         m.bytes_in.inc_by(bytes.len() as u64);
         let drops = &m.datagrams_dropped;
         if !limiter.try_take(Instant::now()) {
-            drops_inc(&drops.rate);
+            drops.rate.inc();
             return;
         }
         if bytes.len() > MAX_INPUT_BYTES {
-            drops_inc(&drops.size);
+            drops.size.inc();
             return;
         }
         let Ok(ClientDatagram::Input(packet)) = codec::decode::<ClientDatagram>(bytes, MAX_INPUT_BYTES) else {
-            drops_inc(&drops.malformed);
+            drops.malformed.inc();
             return;
         };
         let Some(j) = &self.joined else {
-            drops_inc(&drops.not_joined);
+            drops.not_joined.inc();
             return;
         };
         let msg = LobbyMsg::Input { player: j.player, session: self.link.session, packet };
@@ -314,8 +314,4 @@ impl Session<'_> {
             drops.queue_full.inc();
         }
     }
-}
-
-fn drops_inc(c: &prometheus_client::metrics::counter::Counter) {
-    c.inc();
 }
