@@ -17,6 +17,7 @@ use protocol::control::{ClientControl, ErrorCode, LobbyJoined, ServerControl};
 use protocol::datagram::{
     Buttons, ClientDatagram, DEFAULT_INPUT_REDUNDANCY, MAX_INPUT_BYTES, MAX_SNAPSHOT_BYTES, ServerDatagram, Snapshot,
 };
+use protocol::delta::Rebuilder;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
@@ -109,6 +110,8 @@ pub struct ClientStats {
     pub snapshots_overflowed: u64,
     /// Datagrams that did not decode as a snapshot.
     pub datagrams_malformed: u64,
+    /// Deltas whose base the client no longer held, or that did not apply.
+    pub snapshots_unresolved: u64,
     /// Round-trip samples discarded because nobody collected them.
     pub rtt_samples_dropped: u64,
     /// Newest input sequence the node acknowledged.
@@ -429,6 +432,7 @@ struct Downlink {
 struct DownState {
     queue: VecDeque<Snapshot>,
     newest_tick: Option<u32>,
+    rebuilder: Rebuilder,
     rtt: RttTracker,
     rtt_samples: Vec<Duration>,
     closed: Option<ClientError>,
@@ -440,6 +444,7 @@ impl Default for DownState {
         DownState {
             queue: VecDeque::new(),
             newest_tick: None,
+            rebuilder: Rebuilder::default(),
             rtt: RttTracker::new(RTT_PENDING),
             rtt_samples: Vec::new(),
             closed: None,
@@ -457,17 +462,30 @@ impl Downlink {
     fn on_datagram(&self, bytes: &[u8], at: Instant) {
         let decoded = codec::decode::<ServerDatagram>(bytes, MAX_SNAPSHOT_BYTES);
         let mut st = self.lock();
-        let snap = match decoded {
-            Ok(ServerDatagram::Snapshot(snap)) => snap,
+        let datagram = match decoded {
+            Ok(d) => d,
             Err(_) => {
                 st.stats.datagrams_malformed += 1;
                 return;
             }
         };
-        if st.newest_tick.is_some_and(|newest| snap.tick <= newest) {
+        let tick = match &datagram {
+            ServerDatagram::Snapshot(s) => s.tick,
+            ServerDatagram::Delta(d) => d.tick,
+        };
+        // The node bases deltas on the newest tick the client acknowledged,
+        // so an older snapshot is needed neither to play nor as a base.
+        if st.newest_tick.is_some_and(|newest| tick <= newest) {
             st.stats.snapshots_stale += 1;
             return;
         }
+        let snap = match st.rebuilder.rebuild(datagram) {
+            Ok(snap) => snap,
+            Err(_) => {
+                st.stats.snapshots_unresolved += 1;
+                return;
+            }
+        };
         st.newest_tick = Some(snap.tick);
         st.stats.snapshots_received += 1;
         if snap.ack_seq > st.stats.last_ack_seq {

@@ -13,6 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::codec::Bounded;
+use crate::delta::{MAX_BASE_AGE, PlayerDelta};
 use crate::{MAX_PLAYERS_PER_LOBBY, PlayerId};
 
 /// Most input frames one packet may carry (the newest and its repeats).
@@ -109,9 +110,30 @@ pub struct Snapshot {
     pub players: Vec<PlayerSnap>,
 }
 
+/// A snapshot encoded against an earlier one the client acknowledged (see
+/// [`crate::delta`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeltaSnapshot {
+    pub tick: u32,
+    /// The base is the snapshot of tick `tick - base_age`, 1 to
+    /// [`crate::delta::MAX_BASE_AGE`] ticks back.
+    pub base_age: u8,
+    pub ack_seq: u32,
+    /// Changed players in increasing id order.
+    #[serde(deserialize_with = "crate::codec::bounded_vec::<_, _, MAX_PLAYERS_PER_LOBBY>")]
+    pub players: Vec<PlayerDelta>,
+}
+
+impl DeltaSnapshot {
+    pub fn base_tick(&self) -> u32 {
+        self.tick.wrapping_sub(self.base_age as u32)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ServerDatagram {
     Snapshot(Snapshot),
+    Delta(DeltaSnapshot),
 }
 
 impl Bounded for ClientDatagram {
@@ -132,12 +154,42 @@ impl Bounded for ClientDatagram {
 
 impl Bounded for ServerDatagram {
     fn validate(&self) -> Result<(), &'static str> {
-        let ServerDatagram::Snapshot(s) = self;
-        if s.players.len() > MAX_PLAYERS_PER_LOBBY {
-            return Err("snapshot player count");
+        match self {
+            ServerDatagram::Snapshot(s) => {
+                if s.players.len() > MAX_PLAYERS_PER_LOBBY {
+                    return Err("snapshot player count");
+                }
+                if !increasing_ids(s.players.iter().map(|p| p.id)) {
+                    return Err("snapshot player order");
+                }
+            }
+            ServerDatagram::Delta(d) => {
+                if d.base_age == 0 || d.base_age as u32 > MAX_BASE_AGE || d.base_age as u32 > d.tick {
+                    return Err("delta base age");
+                }
+                if d.players.len() > MAX_PLAYERS_PER_LOBBY {
+                    return Err("snapshot player count");
+                }
+                if !increasing_ids(d.players.iter().map(|p| p.id)) {
+                    return Err("snapshot player order");
+                }
+            }
         }
         Ok(())
     }
+}
+
+/// Player ids strictly increasing and below the lobby maximum: what the
+/// client's merge of a delta with its base relies on.
+fn increasing_ids(ids: impl Iterator<Item = PlayerId>) -> bool {
+    let mut last: Option<PlayerId> = None;
+    for id in ids {
+        if id as usize >= MAX_PLAYERS_PER_LOBBY || last.is_some_and(|l| id <= l) {
+            return false;
+        }
+        last = Some(id);
+    }
+    true
 }
 
 /// Quantizes an angle in radians onto the wire's `u16` turn.

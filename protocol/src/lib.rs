@@ -3,6 +3,7 @@
 //! * [`control`]: reliable messages on the per-connection control stream
 //!   (length-prefixed postcard frames, see [`codec`]).
 //! * [`datagram`]: unreliable QUIC datagrams: client inputs and server snapshots.
+//! * [`delta`]: snapshot delta compression against an acknowledged snapshot.
 //! * [`ticket`]: the signed join ticket the API (or the dev minting path) issues
 //!   and a game node verifies.
 //! * [`results`]: records a node reports upward (match results).
@@ -17,6 +18,7 @@ pub mod codec;
 pub mod control;
 pub mod datagram;
 pub mod defaults;
+pub mod delta;
 pub mod directory;
 pub mod map;
 pub mod movement;
@@ -26,7 +28,7 @@ pub mod ticket;
 /// Version of the client-node protocol. Bumped on any incompatible change;
 /// the node refuses a `Hello` with another version with
 /// [`control::ErrorCode::VersionMismatch`].
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// ALPN id of the native QUIC protocol.
 pub const ALPN: &[u8] = b"trespasser/1";

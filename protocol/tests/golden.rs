@@ -16,11 +16,13 @@ use protocol::control::{
     ClientControl, Cosmetics, ErrorCode, LobbyInfo, LobbyJoined, LobbyState, MatchEnded, RosterEntry, ScoreLine,
     ServerControl, VoteState,
 };
+use protocol::datagram::DeltaSnapshot;
 use protocol::datagram::{
     Buttons, ClientDatagram, InputFrame, InputPacket, MAX_INPUT_BYTES, MAX_SNAPSHOT_BYTES, PlayerSnap, ServerDatagram,
     Snapshot, flags,
 };
 use protocol::defaults::{from_hex, to_hex};
+use protocol::delta::{PlayerDelta, fields};
 use protocol::ticket::{self, JoinClaims, JoinTarget, TicketKey};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -93,8 +95,8 @@ fn client_control() -> Vec<Vector<ClientControl>> {
     vec![
         Vector {
             name: "ClientControl::Hello",
-            value: ClientControl::Hello { version: 1, client: "loadgen/0.1".into() },
-            hex: "00 01 0b6c6f616467656e2f302e31",
+            value: ClientControl::Hello { version: 2, client: "loadgen/0.1".into() },
+            hex: "00 02 0b6c6f616467656e2f302e31",
         },
         Vector {
             name: "ClientControl::Join",
@@ -112,8 +114,8 @@ fn server_control() -> Vec<Vector<ServerControl>> {
     vec![
         Vector {
             name: "ServerControl::Welcome",
-            value: ServerControl::Welcome { version: 1, node_id: "local".into(), tick_rate: 20 },
-            hex: "00 01 056c6f63616c 14",
+            value: ServerControl::Welcome { version: 2, node_id: "local".into(), tick_rate: 20 },
+            hex: "00 02 056c6f63616c 14",
         },
         Vector {
             name: "ServerControl::Error",
@@ -235,6 +237,27 @@ fn server_datagram() -> Vec<Vector<ServerDatagram>> {
             value: ServerDatagram::Snapshot(Snapshot { tick: 1, ack_seq: 0, players: vec![] }),
             hex: "00 01 00 00",
         },
+        Vector {
+            name: "ServerDatagram::Delta",
+            value: ServerDatagram::Delta(DeltaSnapshot {
+                tick: 1001,
+                base_age: 1,
+                ack_seq: 43,
+                players: vec![
+                    PlayerDelta { id: 0, mask: fields::X | fields::Y, dx: 5, dy: -9, ..PlayerDelta::default() },
+                    PlayerDelta {
+                        id: 1,
+                        mask: fields::AIM | fields::HEALTH | fields::FLAGS,
+                        daim: -300,
+                        health: 0,
+                        flags: 0,
+                        ..PlayerDelta::default()
+                    },
+                    PlayerDelta::gone(2),
+                ],
+            }),
+            hex: "01 e907 01 2b 03 00 03 0a 11 01 1c d704 00 00 02 20",
+        },
     ]
 }
 
@@ -299,9 +322,14 @@ fn every_variant_has_a_vector() {
     for v in client_datagram() {
         let ClientDatagram::Input(_) = v.value;
     }
+    let mut seen = [false; 2];
     for v in server_datagram() {
-        let ServerDatagram::Snapshot(_) = v.value;
+        seen[match v.value {
+            ServerDatagram::Snapshot(_) => 0,
+            ServerDatagram::Delta(_) => 1,
+        }] = true;
     }
+    assert!(seen.iter().all(|s| *s), "ServerDatagram variants without a vector: {seen:?}");
 }
 
 /// Error codes are the variant index; their names never change either.
@@ -355,9 +383,9 @@ fn every_lobby_state() {
 
 #[test]
 fn framed_vectors() {
-    let hello = ClientControl::Hello { version: 1, client: "loadgen/0.1".into() };
+    let hello = ClientControl::Hello { version: 2, client: "loadgen/0.1".into() };
     let framed = codec::encode_frame(&hello, MAX_CLIENT_FRAME).unwrap();
-    assert_eq!(to_hex(&framed), "000e00010b6c6f616467656e2f302e31");
+    assert_eq!(to_hex(&framed), "000e00020b6c6f616467656e2f302e31");
     let (back, used) = codec::decode_frame::<ClientControl>(&framed, MAX_CLIENT_FRAME).unwrap().unwrap();
     assert_eq!((back, used), (hello, framed.len()));
 
@@ -416,6 +444,17 @@ fn refused_vectors() {
     // Snapshots: more than 32 players.
     let snap = codec::decode::<ServerDatagram>(&bytes(&format!("00 01 00 21 {}", "00".repeat(33 * 9))), 2048);
     assert!(matches!(snap, Err(CodecError::Malformed(_))), "{snap:?}");
+    // Snapshots and deltas list players in increasing id order; a delta's
+    // base is 1 to 32 ticks back.
+    let server = |h: &str| codec::decode::<ServerDatagram>(&bytes(h), MAX_SNAPSHOT_BYTES);
+    assert_eq!(
+        server("00 01 00 02 01 00 00 00 00 00 00 00 00 00 00 00"),
+        Err(CodecError::Invalid("snapshot player order"))
+    );
+    assert_eq!(server("01 05 00 00 00"), Err(CodecError::Invalid("delta base age")));
+    assert_eq!(server("01 05 21 00 00"), Err(CodecError::Invalid("delta base age")));
+    assert_eq!(server("01 05 01 00 02 01 08 00 00 08 00"), Err(CodecError::Invalid("snapshot player order")));
+    assert!(matches!(server("01 05 01 00 01 00 40"), Err(CodecError::Malformed(_))), "unknown field bit");
 }
 
 /// The limits GOLDEN.md states.
@@ -423,7 +462,8 @@ fn refused_vectors() {
 fn documented_limits() {
     use protocol::control::*;
     use protocol::datagram::*;
-    assert_eq!(protocol::PROTOCOL_VERSION, 1);
+    assert_eq!(protocol::PROTOCOL_VERSION, 2);
+    assert_eq!(protocol::delta::MAX_BASE_AGE, 32);
     assert_eq!(protocol::ALPN, b"trespasser/1");
     assert_eq!(protocol::MAX_PLAYERS_PER_LOBBY, 32);
     assert_eq!((MAX_CLIENT_FRAME, MAX_SERVER_FRAME, codec::FRAME_HEADER), (4096, 16384, 2));

@@ -14,9 +14,10 @@ use protocol::control::{
     MAX_MESSAGE_BYTES, MAX_NAME_BYTES, MAX_TICKET_BYTES, MatchEnded, RosterEntry, ScoreLine, ServerControl, VoteState,
 };
 use protocol::datagram::{
-    Buttons, ClientDatagram, InputFrame, InputPacket, MAX_INPUT_BYTES, MAX_INPUT_FRAMES, MAX_SNAPSHOT_BYTES,
-    PlayerSnap, ServerDatagram, Snapshot,
+    Buttons, ClientDatagram, DeltaSnapshot, InputFrame, InputPacket, MAX_INPUT_BYTES, MAX_INPUT_FRAMES,
+    MAX_SNAPSHOT_BYTES, PlayerSnap, ServerDatagram, Snapshot,
 };
+use protocol::delta::{self, MAX_BASE_AGE};
 use protocol::map::{MIN_WALL_THICKNESS, Map, Rect};
 use protocol::movement::{self, MAX_TICK_RATE, MIN_TICK_RATE, PLAYER_HALF_SIZE, Pos, SUBUNITS};
 use protocol::ticket::{self, TicketKey};
@@ -300,8 +301,66 @@ fn client_datagram() -> impl Strategy<Value = ClientDatagram> {
 fn server_datagram() -> impl Strategy<Value = ServerDatagram> {
     let snap = (player_id(), any::<u16>(), any::<u16>(), any::<u16>(), any::<u8>(), 0u8..16)
         .prop_map(|(id, x, y, aim, health, flags)| PlayerSnap { id, x, y, aim, health, flags });
-    (any::<u32>(), any::<u32>(), proptest::collection::vec(snap, 0..=MAX_PLAYERS_PER_LOBBY))
-        .prop_map(|(tick, ack_seq, players)| ServerDatagram::Snapshot(Snapshot { tick, ack_seq, players }))
+    let full = (any::<u32>(), any::<u32>(), proptest::collection::vec(snap, 0..=MAX_PLAYERS_PER_LOBBY)).prop_map(
+        |(tick, ack_seq, players)| ServerDatagram::Snapshot(Snapshot { tick, ack_seq, players: by_id(players) }),
+    );
+    let delta = (any::<u32>(), 1..=MAX_BASE_AGE as u8, any::<u32>(), players(), players()).prop_map(
+        |(tick, base_age, ack_seq, base, now)| {
+            let mut changes = Vec::new();
+            delta::diff(&base, &now, &mut changes);
+            ServerDatagram::Delta(DeltaSnapshot {
+                tick: tick.max(base_age as u32),
+                base_age,
+                ack_seq,
+                players: changes,
+            })
+        },
+    );
+    prop_oneof![full, delta]
+}
+
+/// Players as a snapshot lists them: unique ids in increasing order.
+fn by_id(mut players: Vec<PlayerSnap>) -> Vec<PlayerSnap> {
+    players.sort_by_key(|p| p.id);
+    players.dedup_by_key(|p| p.id);
+    players
+}
+
+fn players() -> impl Strategy<Value = Vec<PlayerSnap>> {
+    let snap = (player_id(), any::<u16>(), any::<u16>(), any::<u16>(), any::<u8>(), 0u8..16)
+        .prop_map(|(id, x, y, aim, health, flags)| PlayerSnap { id, x, y, aim, health, flags });
+    proptest::collection::vec(snap, 0..=MAX_PLAYERS_PER_LOBBY).prop_map(by_id)
+}
+
+proptest! {
+    /// Whatever the base and the new state, the delta rebuilds the new state
+    /// exactly, after a trip through the wire encoding.
+    #[test]
+    fn delta_rebuilds_any_snapshot(base in players(), now in players()) {
+        let mut changes = Vec::new();
+        delta::diff(&base, &now, &mut changes);
+        let msg = ServerDatagram::Delta(DeltaSnapshot { tick: 100, base_age: 1, ack_seq: 0, players: changes });
+        let bytes = codec::encode(&msg, MAX_SNAPSHOT_BYTES).unwrap();
+        let ServerDatagram::Delta(back) = codec::decode::<ServerDatagram>(&bytes, MAX_SNAPSHOT_BYTES).unwrap() else {
+            unreachable!("encoded a delta")
+        };
+        let mut rebuilt = Vec::new();
+        delta::apply(&base, &back.players, &mut rebuilt).unwrap();
+        prop_assert_eq!(rebuilt, now);
+    }
+
+    /// Applying arbitrary decoded changes to an arbitrary base never panics,
+    /// and a success is a valid snapshot (unique ids in order, at most 32).
+    #[test]
+    fn hostile_deltas_never_panic(base in players(), bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        if let Ok(ServerDatagram::Delta(d)) = codec::decode::<ServerDatagram>(&bytes, MAX_SNAPSHOT_BYTES) {
+            let mut out = Vec::new();
+            if delta::apply(&base, &d.players, &mut out).is_ok() {
+                prop_assert!(out.len() <= MAX_PLAYERS_PER_LOBBY);
+                prop_assert!(out.windows(2).all(|w| w[0].id < w[1].id));
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -410,6 +469,17 @@ fn largest_valid_messages_fit_their_limits() {
     // QUIC guarantees 1200 bytes of UDP payload; short-header overhead plus
     // the datagram frame header is well under 100 bytes.
     assert!(size <= 1100 - 100, "snapshot worst case {size} bytes");
+
+    let far = PlayerSnap { id: 0, x: u16::MAX, y: u16::MAX, aim: u16::MAX / 2, health: 255, flags: 255 };
+    let mut changes = Vec::new();
+    let (base, now): (Vec<_>, Vec<_>) = (0..MAX_PLAYERS_PER_LOBBY as u8)
+        .map(|id| (PlayerSnap { id, ..PlayerSnap::default() }, PlayerSnap { id, ..far }))
+        .unzip();
+    delta::diff(&base, &now, &mut changes);
+    let delta =
+        ServerDatagram::Delta(DeltaSnapshot { tick: u32::MAX, base_age: 32, ack_seq: u32::MAX, players: changes });
+    let size = codec::encode(&delta, MAX_SNAPSHOT_BYTES).unwrap().len();
+    assert!(size <= 1100 - 100, "delta worst case {size} bytes");
 }
 
 // ---------------------------------------------------------------------------

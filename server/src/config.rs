@@ -221,6 +221,12 @@ pub struct NodeArgs {
     /// UDP socket send and receive buffer size in bytes.
     #[arg(long, env = "TRESPASSER_UDP_BUFFER", default_value_t = 4 << 20)]
     pub udp_buffer: usize,
+    /// QUIC endpoints sharing the UDP port (SO_REUSEPORT), each on its own
+    /// thread with its own connections and the lobbies created through them.
+    /// One per core the node may use is the usual choice; the kernel spreads
+    /// clients across them by address.
+    #[arg(long, env = "TRESPASSER_QUIC_SHARDS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub quic_shards: u16,
     /// Log format: text or json. Levels come from RUST_LOG (default info).
     #[arg(long, env = "TRESPASSER_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,

@@ -10,6 +10,7 @@ pub mod node;
 pub mod ratelimit;
 pub mod results;
 pub mod session;
+pub mod shards;
 pub mod sim;
 pub mod tickets;
 pub mod tls;

@@ -118,7 +118,7 @@ async fn api(args: ApiRoleArgs) -> anyhow::Result<()> {
     let ticket_key = parse_ticket_key(&args.ticket_key_id, &args.ticket_key)?;
     let opts = ApiOptions { role: http_api::Role::Production, data_dir: args.data_dir.clone(), ticket_key, directory };
     let api = Api::build(&args.api, opts).await?;
-    let router = api.router(Vec::new());
+    let router = api.router(vec![Arc::new(server::metrics::process_registry())]);
     let listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
         .with_context(|| format!("binding HTTP {}", args.http_addr))?;

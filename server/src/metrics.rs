@@ -3,9 +3,12 @@
 //! Labelled counters are resolved once at start-up and kept as plain
 //! handles, so the hot path only does atomic adds.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
@@ -18,6 +21,11 @@ struct Reason {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Outcome {
     outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Kind {
+    kind: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -68,6 +76,9 @@ pub struct NodeMetrics {
     pub bytes_out: Counter,
     pub datagrams_dropped: DatagramDrops,
     pub snapshots_unsent: Counter,
+    /// Snapshots encoded as deltas against an acknowledged one, and in full.
+    pub snapshots_delta: Counter,
+    pub snapshots_full: Counter,
     pub inputs: InputCounters,
     pub matches_started: Counter,
     pub matches_completed: Counter,
@@ -84,15 +95,21 @@ impl NodeMetrics {
     }
 }
 
-/// Builds the metrics and the registry that renders them.
+/// Builds the metrics and the registry that renders them: the node's own
+/// under `trespasser_`, and the process's CPU time and memory under the
+/// conventional unprefixed `process_` names.
 pub fn new_metrics() -> (NodeMetrics, Registry) {
-    let mut r = Registry::with_prefix("trespasser");
+    let mut root = Registry::default();
+    root.register_collector(Box::new(ProcessCollector));
+    let r = root.sub_registry_with_prefix("trespasser");
     let drops = Family::<Reason, Counter>::default();
     let inputs = Family::<Outcome, Counter>::default();
     let refused = Family::<Reason, Counter>::default();
     let d = |reason| drops.get_or_create(&Reason { reason }).clone();
     let i = |outcome| inputs.get_or_create(&Outcome { outcome }).clone();
     let c = |reason| refused.get_or_create(&Reason { reason }).clone();
+    let snapshots = Family::<Kind, Counter>::default();
+    let k = |kind| snapshots.get_or_create(&Kind { kind }).clone();
     let m = NodeMetrics {
         lobbies: Gauge::default(),
         players: Gauge::default(),
@@ -112,6 +129,8 @@ pub fn new_metrics() -> (NodeMetrics, Registry) {
             queue_full: d("queue_full"),
         },
         snapshots_unsent: Counter::default(),
+        snapshots_delta: k("delta"),
+        snapshots_full: k("full"),
         inputs: InputCounters {
             applied: i("applied"),
             repeated: i("repeated"),
@@ -149,6 +168,7 @@ pub fn new_metrics() -> (NodeMetrics, Registry) {
         "Snapshots not sent (too large for the path or connection gone)",
         m.snapshots_unsent.clone(),
     );
+    r.register("snapshots", "Snapshots sent, by encoding (delta against an acknowledged snapshot, or full)", snapshots);
     r.register("inputs", "Input frames by outcome (applied, repeated, late, duplicate, ahead, dropped)", inputs);
     r.register("matches_started", "Matches started", m.matches_started.clone());
     r.register("matches_completed", "Matches that reached the kill target", m.matches_completed.clone());
@@ -157,7 +177,96 @@ pub fn new_metrics() -> (NodeMetrics, Registry) {
     r.register("join_refusals", "Join requests refused, by error code", m.join_refusals.clone());
     r.register("chat_messages", "Chat messages received", m.chat_messages.clone());
     r.register("control_frames_in", "Control frames received", m.control_frames_in.clone());
-    (m, r)
+    (m, root)
+}
+
+/// A registry holding only the process metrics, for roles without a node
+/// (the `api` role).
+pub fn process_registry() -> Registry {
+    let mut r = Registry::default();
+    r.register_collector(Box::new(ProcessCollector));
+    r
+}
+
+/// CPU time (user + system) and resident memory of this process, read from
+/// /proc at scrape time. Capacity figures (CPU per player-second, memory per
+/// player) are computed from these by the load generator and by dashboards.
+#[derive(Debug)]
+struct ProcessCollector;
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(p) = process::read() else { return Ok(()) };
+        let cpu = ConstCounter::new(p.cpu_seconds);
+        cpu.encode(encoder.encode_descriptor(
+            "process_cpu_seconds",
+            "Total user and system CPU time spent in seconds",
+            None,
+            cpu.metric_type(),
+        )?)?;
+        let rss = ConstGauge::new(p.rss_bytes as i64);
+        rss.encode(encoder.encode_descriptor(
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes",
+            None,
+            rss.metric_type(),
+        )?)?;
+        let threads = ConstGauge::new(p.threads as i64);
+        threads.encode(encoder.encode_descriptor("process_threads", "OS threads", None, threads.metric_type())?)?;
+        Ok(())
+    }
+}
+
+mod process {
+    /// `sysconf(_SC_CLK_TCK)` is 100 on every Linux architecture we target.
+    const CLK_TCK: f64 = 100.0;
+    const PAGE_SIZE: u64 = 4096;
+
+    pub struct Process {
+        pub cpu_seconds: f64,
+        pub rss_bytes: u64,
+        pub threads: u64,
+    }
+
+    pub fn read() -> Option<Process> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        parse_stat(&stat)
+    }
+
+    /// Fields after the command name (which may hold spaces and parentheses,
+    /// hence the last ')'): utime and stime are fields 14 and 15, threads 20,
+    /// rss (pages) 24.
+    pub fn parse_stat(stat: &str) -> Option<Process> {
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let field = |n: usize| f.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+        Some(Process {
+            cpu_seconds: (field(14)? + field(15)?) as f64 / CLK_TCK,
+            threads: field(20)?,
+            rss_bytes: field(24)? * PAGE_SIZE,
+        })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn parses_proc_stat_with_a_hostile_command_name() {
+            let stat = "4242 (a) b (c) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 130 0 0 20 0 7 0 12345 \
+                        987654321 2048 18446744073709551615 1 1 0 0 0 0 0 4096 17920 0 0 0 17 1 0 0 0 0 0";
+            let p = super::parse_stat(stat).unwrap();
+            assert_eq!(p.cpu_seconds, 3.8);
+            assert_eq!(p.threads, 7);
+            assert_eq!(p.rss_bytes, 2048 * 4096);
+            assert!(super::parse_stat("garbage").is_none());
+            assert!(super::parse_stat("1 (x) S 1").is_none());
+        }
+
+        #[test]
+        fn reads_this_process() {
+            let p = super::read().expect("/proc/self/stat");
+            assert!(p.rss_bytes > 0 && p.threads >= 1);
+        }
+    }
 }
 
 /// Renders the registry in Prometheus text format.

@@ -20,6 +20,7 @@ use crate::lobby::{LobbyManager, LobbySettings};
 use crate::metrics::{self, NodeMetrics};
 use crate::results::MatchResultSink;
 use crate::session::{SessionConfig, SessionCtx};
+use crate::shards::Shards;
 use crate::sim::SimConfig;
 use crate::tickets::TicketVerifier;
 use crate::tls::Identity;
@@ -63,8 +64,7 @@ pub struct Node {
     pub cert_der: Vec<u8>,
     pub manager: Arc<LobbyManager>,
     pub metrics: NodeMetrics,
-    endpoint: quinn::Endpoint,
-    accept: JoinHandle<()>,
+    shards: Shards,
     tasks: Vec<JoinHandle<()>>,
     directory: Option<Directory>,
 }
@@ -140,8 +140,14 @@ impl Node {
             },
             sim,
         };
-        let settings =
-            LobbySettings { modes: args.modes.clone(), max_lobbies: args.max_lobbies, map: Arc::new(map), lobby };
+        let settings = LobbySettings {
+            modes: args.modes.clone(),
+            max_lobbies: args.max_lobbies,
+            map: Arc::new(map),
+            lobby,
+            datagram_rate: args.datagram_rate,
+            datagram_burst: args.datagram_burst,
+        };
         let (metrics, registry) = metrics::new_metrics();
         let manager = LobbyManager::new(settings, metrics.clone(), opts.sink);
         let session_cfg = SessionConfig {
@@ -149,8 +155,6 @@ impl Node {
             tick_rate: rate,
             handshake_timeout: args.handshake_timeout,
             join_timeout: args.join_timeout,
-            datagram_rate: args.datagram_rate,
-            datagram_burst: args.datagram_burst,
         };
         let ctx = Arc::new(SessionCtx::new(
             session_cfg,
@@ -167,9 +171,8 @@ impl Node {
             udp_buffer_bytes: args.udp_buffer,
         };
         let server_cfg = transport::server_config(identity, &limits)?;
-        let endpoint = transport::bind(args.quic_addr, server_cfg, limits.udp_buffer_bytes)?;
-        let quic_addr = endpoint.local_addr()?;
-        let accept = tokio::spawn(transport::accept_loop(endpoint.clone(), limits, ctx));
+        let shards = Shards::start(args.quic_shards, args.quic_addr, server_cfg, limits, ctx)?;
+        let quic_addr = shards.addr();
 
         let registry = Arc::new(registry);
         let mut tasks = Vec::new();
@@ -208,8 +211,7 @@ impl Node {
             cert_der,
             manager,
             metrics,
-            endpoint,
-            accept,
+            shards,
             tasks,
             directory: opts.directory,
         })
@@ -222,9 +224,7 @@ impl Node {
         while self.manager.lobby_count() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        self.endpoint.close(quinn::VarInt::from_u32(0), b"node shutting down");
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
-        self.accept.abort();
+        self.shards.shutdown(Duration::from_secs(2)).await;
         for t in self.tasks {
             t.abort();
         }

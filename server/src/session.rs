@@ -1,6 +1,7 @@
 //! One client connection: the control-stream handshake (version, then a
 //! join ticket), routing into a lobby, then relaying control frames both
-//! ways and input datagrams to the lobby until the connection ends.
+//! ways until the connection ends. Once joined, the lobby reads the
+//! connection's input datagrams itself.
 //!
 //! Connection close codes: 0 normal, 1 refused or protocol error (the
 //! control stream carried an `Error` first when it could), 2 the client
@@ -8,17 +9,15 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use protocol::codec::{self, MAX_CLIENT_FRAME, MAX_SERVER_FRAME};
 use protocol::control::{ClientControl, ErrorCode, ServerControl};
-use protocol::datagram::{ClientDatagram, MAX_INPUT_BYTES};
 use protocol::{PROTOCOL_VERSION, PlayerId};
 use tokio::sync::mpsc;
 
 use crate::lobby::{LobbyHandle, LobbyManager, LobbyMsg, SessionLink, ToSession};
 use crate::metrics::NodeMetrics;
-use crate::ratelimit::TokenBucket;
 use crate::tickets::{Refusal, TicketVerifier};
 
 /// Control messages queued for one session before the client is considered
@@ -35,8 +34,6 @@ pub struct SessionConfig {
     pub handshake_timeout: Duration,
     /// Time a connection may stay open without being in a lobby.
     pub join_timeout: Duration,
-    pub datagram_rate: f64,
-    pub datagram_burst: f64,
 }
 
 /// What every session shares.
@@ -176,11 +173,13 @@ async fn serve(conn: &quinn::Connection, ctx: &SessionCtx) -> Result<(), Session
         events: events_tx,
     };
     let mut session = Session { ctx, link, joined: None, failed_joins: 0, send };
-    let mut datagrams = TokenBucket::new(cfg.datagram_rate, cfg.datagram_burst, Instant::now());
     let mut join_deadline = tokio::time::Instant::now() + cfg.join_timeout;
 
     let result = loop {
         tokio::select! {
+            // Frames first: a client that sends Leave and then closes has its
+            // Leave (already read off the stream) handled before the close.
+            biased;
             frame = frames.recv() => match frame {
                 None => break Ok(()),
                 Some(Err(e)) => break Err(refuse(&mut session.send, ErrorCode::ProtocolViolation, e.to_string()).await),
@@ -208,10 +207,12 @@ async fn serve(conn: &quinn::Connection, ctx: &SessionCtx) -> Result<(), Session
                 }
                 None => break Ok(()),
             },
-            dg = conn.read_datagram() => match dg {
-                Ok(bytes) => session.datagram(&bytes, &mut datagrams),
+            // Once joined, the lobby takes the datagrams itself each tick.
+            dg = conn.read_datagram(), if session.joined.is_none() => match dg {
+                Ok(bytes) => session.datagram(&bytes),
                 Err(e) => break Err(e.into()),
             },
+            e = conn.closed(), if session.joined.is_some() => break Err(e.into()),
             _ = tokio::time::sleep_until(join_deadline), if session.joined.is_none() => {
                 break Err(refuse(&mut session.send, ErrorCode::Timeout, "no lobby joined within the join timeout".into()).await);
             }
@@ -288,30 +289,11 @@ impl Session<'_> {
         }
     }
 
-    fn datagram(&mut self, bytes: &[u8], limiter: &mut TokenBucket) {
+    /// A datagram before joining: counted and dropped.
+    fn datagram(&mut self, bytes: &[u8]) {
         let m = &self.ctx.metrics;
         m.datagrams_in.inc();
         m.bytes_in.inc_by(bytes.len() as u64);
-        let drops = &m.datagrams_dropped;
-        if !limiter.try_take(Instant::now()) {
-            drops.rate.inc();
-            return;
-        }
-        if bytes.len() > MAX_INPUT_BYTES {
-            drops.size.inc();
-            return;
-        }
-        let Ok(ClientDatagram::Input(packet)) = codec::decode::<ClientDatagram>(bytes, MAX_INPUT_BYTES) else {
-            drops.malformed.inc();
-            return;
-        };
-        let Some(j) = &self.joined else {
-            drops.not_joined.inc();
-            return;
-        };
-        let msg = LobbyMsg::Input { player: j.player, session: self.link.session, packet };
-        if j.lobby.tx.try_send(msg).is_err() {
-            drops.queue_full.inc();
-        }
+        m.datagrams_dropped.not_joined.inc();
     }
 }

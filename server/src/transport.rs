@@ -3,8 +3,8 @@
 //! handshake timeout).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -52,8 +52,15 @@ pub fn server_config(identity: Identity, limits: &TransportLimits) -> anyhow::Re
 }
 
 /// Binds the UDP socket with enlarged buffers (the default receive buffer
-/// drops inputs from a few hundred players up) and creates the endpoint.
-pub fn bind(addr: SocketAddr, config: quinn::ServerConfig, buffer: usize) -> anyhow::Result<quinn::Endpoint> {
+/// drops inputs from a few hundred players up) and creates the endpoint on
+/// the current runtime. `shared_port` lets several endpoints bind the same
+/// address (SO_REUSEPORT); the kernel keeps each client address on one.
+pub fn bind(
+    addr: SocketAddr,
+    config: quinn::ServerConfig,
+    buffer: usize,
+    shared_port: bool,
+) -> anyhow::Result<quinn::Endpoint> {
     let domain = if addr.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
     let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
     if let Err(e) = socket.set_recv_buffer_size(buffer) {
@@ -62,17 +69,43 @@ pub fn bind(addr: SocketAddr, config: quinn::ServerConfig, buffer: usize) -> any
     if let Err(e) = socket.set_send_buffer_size(buffer) {
         tracing::warn!(error = %e, "could not enlarge the UDP send buffer");
     }
+    if shared_port {
+        socket.set_reuse_port(true).context("SO_REUSEPORT for QUIC shards")?;
+    }
     socket.bind(&addr.into()).with_context(|| format!("binding UDP {addr}"))?;
     let runtime = quinn::default_runtime().context("no async runtime")?;
     quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(config), socket.into(), runtime)
         .with_context(|| format!("starting the QUIC endpoint on {addr}"))
 }
 
+/// Connection admission shared by every shard of a node: the connection cap
+/// and the per-IP rate apply to the node as a whole.
+pub struct Admission {
+    live: AtomicUsize,
+    per_ip: Mutex<IpRateLimiter>,
+}
+
+impl Admission {
+    pub fn new(limits: &TransportLimits) -> Admission {
+        Admission {
+            live: AtomicUsize::new(0),
+            per_ip: Mutex::new(IpRateLimiter::new(limits.conn_rate_per_ip, limits.conn_burst_per_ip, MAX_TRACKED_IPS)),
+        }
+    }
+
+    fn allow_ip(&self, ip: std::net::IpAddr) -> bool {
+        self.per_ip.lock().unwrap_or_else(|e| e.into_inner()).allow(ip, Instant::now())
+    }
+}
+
 /// Accepts connections until the endpoint closes.
-pub async fn accept_loop(endpoint: quinn::Endpoint, limits: TransportLimits, ctx: Arc<SessionCtx>) {
+pub async fn accept_loop(
+    endpoint: quinn::Endpoint,
+    limits: TransportLimits,
+    ctx: Arc<SessionCtx>,
+    admission: Arc<Admission>,
+) {
     let metrics: NodeMetrics = ctx.metrics.clone();
-    let live = Arc::new(AtomicUsize::new(0));
-    let mut per_ip = IpRateLimiter::new(limits.conn_rate_per_ip, limits.conn_burst_per_ip, MAX_TRACKED_IPS);
     while let Some(incoming) = endpoint.accept().await {
         let refused = &metrics.connections_refused;
         if ctx.manager.is_draining() {
@@ -80,12 +113,12 @@ pub async fn accept_loop(endpoint: quinn::Endpoint, limits: TransportLimits, ctx
             incoming.refuse();
             continue;
         }
-        if live.load(Ordering::Relaxed) >= limits.max_connections {
+        if admission.live.load(Ordering::Relaxed) >= limits.max_connections {
             refused.max_connections.inc();
             incoming.refuse();
             continue;
         }
-        if !per_ip.allow(incoming.remote_address().ip(), Instant::now()) {
+        if !admission.allow_ip(incoming.remote_address().ip()) {
             // Silently ignored: answering a flood would amplify it.
             refused.ip_rate.inc();
             incoming.ignore();
@@ -98,8 +131,9 @@ pub async fn accept_loop(endpoint: quinn::Endpoint, limits: TransportLimits, ctx
                 continue;
             }
         };
-        live.fetch_add(1, Ordering::Relaxed);
-        let (ctx, live, metrics, timeout) = (ctx.clone(), live.clone(), metrics.clone(), limits.handshake_timeout);
+        admission.live.fetch_add(1, Ordering::Relaxed);
+        let (ctx, admission, metrics, timeout) =
+            (ctx.clone(), admission.clone(), metrics.clone(), limits.handshake_timeout);
         tokio::spawn(async move {
             match tokio::time::timeout(timeout, connecting).await {
                 Ok(Ok(conn)) => {
@@ -113,7 +147,7 @@ pub async fn accept_loop(endpoint: quinn::Endpoint, limits: TransportLimits, ctx
                     metrics.connections_refused.handshake_timeout.inc();
                 }
             }
-            live.fetch_sub(1, Ordering::Relaxed);
+            admission.live.fetch_sub(1, Ordering::Relaxed);
         });
     }
 }

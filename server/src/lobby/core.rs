@@ -12,12 +12,16 @@ use protocol::control::{
     Cosmetics, ErrorCode, LobbyInfo, LobbyJoined, LobbyState, MatchEnded, RosterEntry, ScoreLine, ServerControl,
     VoteState,
 };
-use protocol::datagram::{InputFrame, InputPacket, MAX_SNAPSHOT_BYTES, ServerDatagram, Snapshot};
+use protocol::datagram::{
+    DeltaSnapshot, InputFrame, InputPacket, MAX_SNAPSHOT_BYTES, PlayerSnap, ServerDatagram, Snapshot,
+};
+use protocol::delta::{self, History, PlayerDelta};
 use protocol::map::Map;
 use protocol::results::{MatchResult, PlayerResult};
 use protocol::{AccountId, LobbyId, MAX_PLAYERS_PER_LOBBY, PlayerId};
 
 use super::input_queue::{InputQueue, PushOutcome};
+
 use crate::sim::{SimConfig, SimEvent, World};
 
 /// Identifies one connection's session, so messages from a connection that
@@ -85,6 +89,9 @@ pub struct Counters {
     pub inputs_duplicate: u64,
     pub inputs_ahead: u64,
     pub snapshots_oversize: u64,
+    /// Snapshots sent as deltas against an acknowledged snapshot, and in full.
+    pub snapshots_delta: u64,
+    pub snapshots_full: u64,
 }
 
 struct Slot<L> {
@@ -95,6 +102,8 @@ struct Slot<L> {
     /// Tick at which a disconnected player's slot is released.
     grace_until: u32,
     inputs: InputQueue,
+    /// Newest snapshot tick the client says it received: its delta base.
+    acked_tick: u32,
     chat_tokens: u32,
     chat_refilled_at: u32,
     vote: Option<bool>,
@@ -119,7 +128,10 @@ pub struct LobbyCore<L> {
     counters: Counters,
     frames: Vec<(PlayerId, InputFrame)>,
     events: Vec<SimEvent>,
-    datagram: ServerDatagram,
+    /// This tick's players, and the changes for one receiver.
+    snap_players: Vec<PlayerSnap>,
+    delta_players: Vec<PlayerDelta>,
+    ring: History,
     encode_buf: Vec<u8>,
 }
 
@@ -139,7 +151,9 @@ impl<L: Clone> LobbyCore<L> {
             counters: Counters::default(),
             frames: Vec::with_capacity(max),
             events: Vec::new(),
-            datagram: ServerDatagram::Snapshot(Snapshot { tick: 0, ack_seq: 0, players: Vec::with_capacity(max) }),
+            snap_players: Vec::with_capacity(max),
+            delta_players: Vec::with_capacity(max),
+            ring: History::new(max),
             encode_buf: Vec::with_capacity(MAX_SNAPSHOT_BYTES),
             cfg,
         };
@@ -219,6 +233,14 @@ impl<L: Clone> LobbyCore<L> {
         self.slots.iter().position(|s| s.as_ref().is_some_and(|s| s.joiner.account == account)).map(|i| i as PlayerId)
     }
 
+    /// Connected players: id, session and link.
+    pub fn connected(&self) -> impl Iterator<Item = (PlayerId, SessionId, &L)> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(id, s)| s.as_ref().filter(|s| s.connected).map(|s| (id as PlayerId, s.session, &s.link)))
+    }
+
     fn session_slot(&mut self, player: PlayerId, session: SessionId) -> Option<&mut Slot<L>> {
         self.slots.get_mut(player as usize)?.as_mut().filter(|s| s.session == session && s.connected)
     }
@@ -243,6 +265,7 @@ impl<L: Clone> LobbyCore<L> {
             slot.joiner.name = joiner.name;
             slot.joiner.cosmetics = joiner.cosmetics;
             slot.inputs = InputQueue::default();
+            slot.acked_tick = 0;
             slot.chat_refilled_at = tick;
             self.world.set_away(id, false);
             self.after_join(id, true);
@@ -263,6 +286,7 @@ impl<L: Clone> LobbyCore<L> {
             connected: true,
             grace_until: 0,
             inputs: InputQueue::default(),
+            acked_tick: 0,
             chat_tokens: self.cfg.chat.burst,
             chat_refilled_at: self.world.tick(),
             vote: None,
@@ -335,7 +359,13 @@ impl<L: Clone> LobbyCore<L> {
     }
 
     pub fn input(&mut self, player: PlayerId, session: SessionId, packet: &InputPacket) -> Option<PushOutcome> {
+        let now = self.world.tick();
         let slot = self.session_slot(player, session)?;
+        // Only ticks that were sent can be bases; a claim from the future
+        // is ignored (it could only make this client's deltas unreadable).
+        if packet.ack_tick > slot.acked_tick && packet.ack_tick <= now {
+            slot.acked_tick = packet.ack_tick;
+        }
         let o = slot.inputs.push(packet);
         self.counters.inputs_late += o.late as u64;
         self.counters.inputs_duplicate += o.duplicate as u64;
@@ -592,26 +622,47 @@ impl<L: Clone> LobbyCore<L> {
     }
 
     /// Encodes this tick's snapshot for every connected player and hands
-    /// each datagram to `send`. The encode buffer is reused, so this does not
-    /// allocate in steady state.
+    /// each datagram to `send`: a delta against the newest snapshot the
+    /// player acknowledged while the lobby still holds it, else in full.
+    /// Buffers move in and out of the messages, so this does not allocate
+    /// in steady state.
     pub fn snapshots(&mut self, mut send: impl FnMut(&L, &[u8])) {
         let tick = self.world.tick();
-        {
-            let ServerDatagram::Snapshot(snap) = &mut self.datagram;
-            snap.tick = tick;
-            self.world.snapshot(&mut snap.players);
-        }
+        self.world.snapshot(&mut self.snap_players);
         for s in self.slots.iter().flatten() {
             if !s.connected {
                 continue;
             }
-            let ServerDatagram::Snapshot(snap) = &mut self.datagram;
-            snap.ack_seq = s.inputs.ack_seq();
-            match codec::encode_into(&self.datagram, &mut self.encode_buf, MAX_SNAPSHOT_BYTES) {
+            let ack_seq = s.inputs.ack_seq();
+            let encoded = match self.ring.get(s.acked_tick, tick) {
+                Some(base) => {
+                    let mut players = std::mem::take(&mut self.delta_players);
+                    players.clear();
+                    delta::diff(base, &self.snap_players, &mut players);
+                    let base_age = (tick - s.acked_tick) as u8;
+                    let msg = ServerDatagram::Delta(DeltaSnapshot { tick, base_age, ack_seq, players });
+                    let r = codec::encode_into(&msg, &mut self.encode_buf, MAX_SNAPSHOT_BYTES);
+                    let ServerDatagram::Delta(d) = msg else { unreachable!("built as a delta") };
+                    self.delta_players = d.players;
+                    self.counters.snapshots_delta += 1;
+                    r
+                }
+                None => {
+                    let players = std::mem::take(&mut self.snap_players);
+                    let msg = ServerDatagram::Snapshot(Snapshot { tick, ack_seq, players });
+                    let r = codec::encode_into(&msg, &mut self.encode_buf, MAX_SNAPSHOT_BYTES);
+                    let ServerDatagram::Snapshot(f) = msg else { unreachable!("built as a snapshot") };
+                    self.snap_players = f.players;
+                    self.counters.snapshots_full += 1;
+                    r
+                }
+            };
+            match encoded {
                 Ok(()) => send(&s.link, &self.encode_buf),
                 Err(_) => self.counters.snapshots_oversize += 1,
             }
         }
+        self.ring.push(tick, &self.snap_players);
     }
 }
 

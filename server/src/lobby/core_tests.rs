@@ -316,7 +316,8 @@ fn snapshots_carry_each_players_ack_and_every_player() {
         got.push((*link, d));
     });
     assert_eq!(got.len(), 2);
-    for (link, protocol::datagram::ServerDatagram::Snapshot(s)) in got {
+    for (link, d) in got {
+        let protocol::datagram::ServerDatagram::Snapshot(s) = d else { panic!("nothing acknowledged yet: {d:?}") };
         assert_eq!(s.players.len(), 2);
         assert_eq!(s.tick, core.tick_count());
         assert_eq!(s.ack_seq, if link == 1 { 1 } else { 0 });
@@ -331,4 +332,59 @@ fn votes_outside_a_vote_are_refused() {
     core.vote(0, 1, true, 0);
     let out = drain(&mut core);
     assert!(matches!(&sent(&out, 1)[0], ServerControl::Error { code: ErrorCode::NoVoteOpen, .. }));
+}
+
+#[test]
+fn snapshots_are_deltas_against_the_acknowledged_tick_and_rebuild_exactly() {
+    use protocol::datagram::ServerDatagram;
+    use protocol::delta::Rebuilder;
+    let mut core = lobby(8, 50);
+    core.join(joiner(1), 1, 1).unwrap();
+    core.join(joiner(2), 2, 2).unwrap();
+    let mut rebuilders = [Rebuilder::default(), Rebuilder::default()];
+    let mut acked = [0u32; 2];
+    let mut kinds = Vec::new();
+    for round in 0..60u32 {
+        // Player 0 walks right and acknowledges everything; player 1 stands
+        // still and acknowledges nothing (its snapshots stay full), until it
+        // acknowledges a tick from the future (ignored) and later a real one.
+        let frame = InputFrame {
+            buttons: protocol::datagram::Buttons(protocol::datagram::Buttons::RIGHT),
+            aim: 0,
+            view_tick: 0,
+        };
+        core.input(0, 1, &InputPacket { ack_tick: acked[0], first_seq: round + 1, frames: vec![frame] });
+        let claim = match round {
+            0..30 => 0,
+            30..40 => 1_000_000,
+            _ => acked[1],
+        };
+        core.input(1, 2, &InputPacket { ack_tick: claim, first_seq: round + 1, frames: vec![InputFrame::default()] });
+        core.tick(0);
+        let mut got = Vec::new();
+        core.snapshots(|link, bytes| {
+            got.push((*link, protocol::codec::decode::<ServerDatagram>(bytes, 2048).unwrap()))
+        });
+        let mut truth = Vec::new();
+        core.world().snapshot(&mut truth);
+        for (link, d) in got {
+            let i = (link - 1) as usize;
+            kinds.push((i, round, matches!(d, ServerDatagram::Delta(_))));
+            // Player 0 loses every fifth snapshot, so it acknowledges an older one.
+            if i == 0 && round % 5 == 4 {
+                continue;
+            }
+            let snap = rebuilders[i].rebuild(d).unwrap();
+            assert_eq!(snap.players, truth, "player {i} round {round}");
+            acked[i] = snap.tick;
+        }
+    }
+    let deltas = |who: usize, rounds: std::ops::Range<u32>| {
+        kinds.iter().filter(|(i, r, d)| *i == who && rounds.contains(r) && *d).count()
+    };
+    assert_eq!(deltas(0, 1..60), 59, "every snapshot after the first is a delta");
+    assert_eq!(deltas(1, 0..40), 0, "no real acknowledgement, no delta");
+    assert_eq!(deltas(1, 40..60), 20);
+    let c = core.take_counters();
+    assert_eq!((c.snapshots_delta + c.snapshots_full, c.snapshots_oversize), (120, 0));
 }

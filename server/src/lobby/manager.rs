@@ -33,6 +33,9 @@ pub struct LobbySettings {
     pub map: Arc<Map>,
     /// Template for each lobby (its `mode` is set per lobby).
     pub lobby: LobbyConfig,
+    /// Datagrams per second, and the burst, accepted from one player.
+    pub datagram_rate: f64,
+    pub datagram_burst: f64,
 }
 
 /// A routed player's way into their lobby.

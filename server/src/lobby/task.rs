@@ -5,14 +5,26 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Bytes, BytesMut};
+use protocol::codec;
 use protocol::control::{ErrorCode, ServerControl};
-use protocol::datagram::InputPacket;
-use protocol::{AccountId, PlayerId};
+use protocol::datagram::{ClientDatagram, MAX_INPUT_BYTES};
+use protocol::{AccountId, MAX_PLAYERS_PER_LOBBY, PlayerId};
 use tokio::sync::{mpsc, oneshot};
 
 use super::core::{Joined, Joiner, LobbyCore, Out, SessionId};
-use super::manager::LobbyManager;
+use super::manager::{LobbyManager, LobbySettings};
+use crate::metrics::NodeMetrics;
+use crate::ratelimit::TokenBucket;
+
+/// Bytes reserved at a time for outgoing snapshots.
+const ARENA_BYTES: usize = 8 * 1024;
+/// Most datagrams taken from one connection per tick; the rest wait (and
+/// QUIC's bounded receive buffer drops the oldest of a flood).
+const MAX_DATAGRAMS_PER_TICK: usize = 16;
 
 /// How long a lobby may sit with no players before it closes (a lobby is
 /// created for a joiner who might vanish before arriving).
@@ -39,7 +51,6 @@ pub type JoinReply = oneshot::Sender<Result<Joined, (ErrorCode, String)>>;
 #[derive(Debug)]
 pub enum LobbyMsg {
     Join { joiner: Joiner, link: SessionLink, reply: JoinReply },
-    Input { player: PlayerId, session: SessionId, packet: InputPacket },
     Chat { player: PlayerId, session: SessionId, text: String },
     Vote { player: PlayerId, session: SessionId, restart: bool },
     Leave { player: PlayerId, session: SessionId },
@@ -59,6 +70,8 @@ pub(super) async fn run(
     period: Duration,
 ) {
     let metrics = manager.metrics().clone();
+    let mut inputs = InputDrain::new(manager.settings());
+    let mut arena = BytesMut::new();
     let mut interval = tokio::time::interval(period);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut info = core.info();
@@ -68,13 +81,20 @@ pub(super) async fn run(
             biased;
             _ = interval.tick() => {
                 let started = Instant::now();
+                inputs.drain(&mut core, &metrics, started);
                 core.tick(now_ms());
                 core.snapshots(|link, bytes| {
                     if bytes.len() > link.conn.max_datagram_size().unwrap_or(0) {
                         metrics.snapshots_unsent.inc();
                         return;
                     }
-                    match link.conn.send_datagram(Bytes::copy_from_slice(bytes)) {
+                    // Snapshots are cut from one buffer, so a lobby allocates
+                    // about once per 100 snapshots rather than per snapshot.
+                    if arena.capacity() < bytes.len() {
+                        arena.reserve(ARENA_BYTES.max(bytes.len()));
+                    }
+                    arena.extend_from_slice(bytes);
+                    match link.conn.send_datagram(arena.split().freeze()) {
                         Ok(()) => {
                             metrics.datagrams_out.inc();
                             metrics.bytes_out.inc_by(bytes.len() as u64);
@@ -93,6 +113,8 @@ pub(super) async fn run(
                 i.ahead.inc_by(c.inputs_ahead);
                 i.dropped.inc_by(c.inputs_dropped);
                 metrics.snapshots_unsent.inc_by(c.snapshots_oversize);
+                metrics.snapshots_delta.inc_by(c.snapshots_delta);
+                metrics.snapshots_full.inc_by(c.snapshots_full);
                 flush(&mut core, &manager);
                 metrics.ticks.inc();
                 metrics.tick_duration.observe(started.elapsed().as_secs_f64());
@@ -144,9 +166,6 @@ fn handle(core: &mut LobbyCore<SessionLink>, msg: LobbyMsg, manager: &LobbyManag
             let result = core.join(joiner, session, link);
             let _ = reply.send(result);
         }
-        LobbyMsg::Input { player, session, packet } => {
-            core.input(player, session, &packet);
-        }
         LobbyMsg::Chat { player, session, text } => {
             manager.metrics().chat_messages.inc();
             core.chat(player, session, &text);
@@ -187,5 +206,73 @@ fn flush(core: &mut LobbyCore<SessionLink>, manager: &LobbyManager) {
                 manager.submit_result(*result);
             }
         }
+    }
+}
+
+/// Takes the players' input datagrams straight from their connections once
+/// per tick, so an input wakes no task: QUIC buffers it until the lobby
+/// needs it. Per-player rate limits live here, keyed by session so a
+/// reconnect starts afresh.
+struct InputDrain {
+    limiters: Vec<Option<(SessionId, TokenBucket)>>,
+    taken: Vec<(PlayerId, SessionId, Bytes)>,
+    rate: f64,
+    burst: f64,
+}
+
+impl InputDrain {
+    fn new(settings: &LobbySettings) -> InputDrain {
+        InputDrain {
+            limiters: (0..MAX_PLAYERS_PER_LOBBY).map(|_| None).collect(),
+            taken: Vec::with_capacity(MAX_PLAYERS_PER_LOBBY),
+            rate: settings.datagram_rate,
+            burst: settings.datagram_burst,
+        }
+    }
+
+    fn drain(&mut self, core: &mut LobbyCore<SessionLink>, metrics: &NodeMetrics, now: Instant) {
+        for (player, session, link) in core.connected() {
+            for _ in 0..MAX_DATAGRAMS_PER_TICK {
+                match try_read_datagram(&link.conn) {
+                    Some(bytes) => self.taken.push((player, session, bytes)),
+                    None => break,
+                }
+            }
+        }
+        let drops = &metrics.datagrams_dropped;
+        for (player, session, bytes) in self.taken.drain(..) {
+            metrics.datagrams_in.inc();
+            metrics.bytes_in.inc_by(bytes.len() as u64);
+            let limiter = match &mut self.limiters[player as usize] {
+                Some((s, l)) if *s == session => l,
+                entry => &mut entry.insert((session, TokenBucket::new(self.rate, self.burst, now))).1,
+            };
+            if !limiter.try_take(now) {
+                drops.rate.inc();
+                continue;
+            }
+            if bytes.len() > MAX_INPUT_BYTES {
+                drops.size.inc();
+                continue;
+            }
+            match codec::decode::<ClientDatagram>(&bytes, MAX_INPUT_BYTES) {
+                Ok(ClientDatagram::Input(packet)) => {
+                    core.input(player, session, &packet);
+                }
+                Err(_) => {
+                    drops.malformed.inc();
+                }
+            }
+        }
+    }
+}
+
+/// A datagram the connection has already received, without waiting.
+fn try_read_datagram(conn: &quinn::Connection) -> Option<Bytes> {
+    let mut read = std::pin::pin!(conn.read_datagram());
+    match read.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(Ok(bytes)) => Some(bytes),
+        // A closed connection is the session's to report.
+        Poll::Ready(Err(_)) | Poll::Pending => None,
     }
 }
