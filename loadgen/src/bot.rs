@@ -20,7 +20,8 @@ use tokio::time::{MissedTickBehavior, sleep_until};
 
 use crate::api::{ApiClient, ApiError, Placement, Tokens};
 use crate::client::{ClientConfig, ClientError, ClientStats, GameClient};
-use crate::stats::Stats;
+use crate::report::{IPV4_UDP_HEADER, IPV6_UDP_HEADER};
+use crate::stats::{Stats, Traffic};
 use crate::ticket::DevTicketMinter;
 use crate::tls::{ClientConfigs, EndpointPool, Trust};
 
@@ -44,6 +45,27 @@ const RECONNECT_DELAY: Duration = Duration::from_millis(500);
 /// An access token with less life left than this is renewed before use, so
 /// it cannot expire between the check and the API reading it.
 const TOKEN_RENEW_MARGIN: Duration = Duration::from_secs(60);
+/// Longest wait drawn for a random event, in means: the exponential tail is
+/// long, and one bot silent for an hour says nothing useful.
+const MAX_DRAW_MEANS: f64 = 20.0;
+/// What bots say in chat.
+const CHAT_LINES: [&str; 8] = ["gg", "nice shot", "lag?", "wp", "one more", "where is everyone", "glhf", "close one"];
+
+/// A random wait with the given mean, exponentially distributed (the gap
+/// between events that happen independently at a steady rate), capped at
+/// [`MAX_DRAW_MEANS`] means.
+pub fn exponential_wait(rng: &mut impl Rng, mean: Duration) -> Duration {
+    let u: f64 = rng.random();
+    mean.mul_f64((-(1.0 - u).ln()).min(MAX_DRAW_MEANS))
+}
+
+/// How long a bot plays before leaving under churn: `per_minute` is the
+/// share of playing bots that leave each minute, so the mean stay is
+/// `60 s / per_minute`. `None` without churn.
+pub fn churn_stay(rng: &mut impl Rng, per_minute: f64) -> Option<Duration> {
+    (per_minute > 0.0 && per_minute.is_finite())
+        .then(|| exponential_wait(rng, Duration::from_secs_f64(60.0 / per_minute)))
+}
 
 /// One tick's input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +199,12 @@ pub struct BotConfig {
     pub endpoint_slot: usize,
     /// API tokens from signing in before the run, and when they came.
     pub account: Option<(Tokens, Instant)>,
+    /// Mean time between a bot's chat messages; `None` never chats.
+    pub chat_every: Option<Duration>,
+    /// Share of playing bots that leave per minute and come back after
+    /// `rejoin_delay` (0: nobody leaves early).
+    pub churn_per_minute: f64,
+    pub rejoin_delay: Duration,
 }
 
 /// How bots get a ticket and where they take it.
@@ -211,6 +239,8 @@ enum SessionEnd {
     Stopped,
     LobbyClosed,
     Kicked,
+    /// Left on purpose, to come back later (`--churn`).
+    Churned,
     Lost(ClientError),
 }
 
@@ -234,6 +264,10 @@ pub async fn run_bot(cfg: BotConfig, env: BotEnv) {
     let mut joins = 0u32;
     let mut reconnects = 0u32;
     let mut playing = Playing::default();
+    // Chat and churn dice, apart from the brain's so either can change
+    // without moving the other.
+    let mut rng = SmallRng::seed_from_u64(cfg.seed ^ 0xc4a7_c4a7_c4a7_c4a7);
+    let mut churned = false;
 
     while Instant::now() < cfg.stop_at {
         let attempt =
@@ -258,9 +292,12 @@ pub async fn run_bot(cfg: BotConfig, env: BotEnv) {
             }
         };
         joins += 1;
+        if std::mem::take(&mut churned) {
+            env.stats.churn_rejoined();
+        }
 
         let seed = cfg.seed.wrapping_add(joins as u64);
-        let end = play(&mut client, &cfg, &env, seed, &mut playing).await;
+        let end = play(&mut client, &cfg, &env, seed, &mut rng, &mut playing).await;
         match end {
             SessionEnd::Stopped => {
                 let grace = Duration::from_secs(2);
@@ -278,6 +315,19 @@ pub async fn run_bot(cfg: BotConfig, env: BotEnv) {
                 env.stats.error("kicked");
                 client.close();
                 break;
+            }
+            SessionEnd::Churned => {
+                // Leave as a player closing the game does, then come back.
+                env.stats.churn_left();
+                let grace = Duration::from_secs(2);
+                let _ = tokio::time::timeout(grace, client.leave()).await;
+                client.shutdown(grace).await;
+                let back_at = Instant::now() + cfg.rejoin_delay;
+                if back_at >= cfg.stop_at {
+                    break;
+                }
+                sleep_until(back_at.into()).await;
+                churned = true;
             }
             SessionEnd::Lost(e) => {
                 env.stats.error(&e.kind());
@@ -422,7 +472,14 @@ async fn place(
     }
 }
 
-async fn play(client: &mut GameClient, cfg: &BotConfig, env: &BotEnv, seed: u64, playing: &mut Playing) -> SessionEnd {
+async fn play(
+    client: &mut GameClient,
+    cfg: &BotConfig,
+    env: &BotEnv,
+    seed: u64,
+    rng: &mut SmallRng,
+    playing: &mut Playing,
+) -> SessionEnd {
     let me = client.lobby().map_or(0, |j| j.you);
     let tick_rate = client.welcome().tick_rate.max(1);
     let period = Duration::from_secs(1) / tick_rate as u32;
@@ -434,10 +491,17 @@ async fn play(client: &mut GameClient, cfg: &BotConfig, env: &BotEnv, seed: u64,
 
     let started = Instant::now();
     let base = client.stats();
-    let mut flushed = base;
+    let mut meter = Meter::new(client, started);
     let mut last_flush = started;
     let mut snap: Option<Snapshot> = None;
     let mut vote_in_flight = false;
+    let mut current_match = client.lobby().map(|j| j.match_id);
+    if let Some(id) = current_match {
+        env.stats.match_started(id);
+    }
+    // Chat and churn are checked on the input tick: no timer of their own.
+    let mut chat_at = cfg.chat_every.map(|mean| started + exponential_wait(rng, mean));
+    let leave_at = churn_stay(rng, cfg.churn_per_minute).map(|stay| started + stay);
     let stop = sleep_until(cfg.stop_at.into());
     tokio::pin!(stop);
     env.stats.playing(1);
@@ -447,7 +511,7 @@ async fn play(client: &mut GameClient, cfg: &BotConfig, env: &BotEnv, seed: u64,
             _ = &mut stop => break SessionEnd::Stopped,
             event = client.next_event() => match event {
                 Ok(event) => {
-                    if let Some(end) = on_event(client, cfg, env, &mut vote_in_flight, event).await {
+                    if let Some(end) = on_event(client, cfg, env, &mut vote_in_flight, &mut current_match, event).await {
                         break end;
                     }
                 }
@@ -461,27 +525,84 @@ async fn play(client: &mut GameClient, cfg: &BotConfig, env: &BotEnv, seed: u64,
                 if let Err(e) = client.send_input(d.buttons, d.aim) {
                     break SessionEnd::Lost(e);
                 }
-                if last_flush.elapsed() >= FLUSH_EVERY {
-                    flushed = flush(client, env, flushed);
-                    last_flush = Instant::now();
+                let now = Instant::now();
+                if leave_at.is_some_and(|at| now >= at) {
+                    break SessionEnd::Churned;
+                }
+                if let Some(at) = chat_at.filter(|at| now >= *at) {
+                    let line = CHAT_LINES[rng.random_range(0..CHAT_LINES.len())];
+                    if let Err(e) = client.chat(line).await {
+                        break SessionEnd::Lost(e);
+                    }
+                    env.stats.chat_sent();
+                    chat_at = cfg.chat_every.map(|mean| at.max(now) + exponential_wait(rng, mean));
+                }
+                if now - last_flush >= FLUSH_EVERY {
+                    meter.flush(client, env);
+                    last_flush = now;
                 }
             }
         }
     };
 
-    let last = flush(client, env, flushed);
+    meter.flush(client, env);
     env.stats.playing(-1);
+    if let (SessionEnd::Stopped, Some(id)) = (&end, current_match) {
+        env.stats.match_open_at_stop(id);
+    }
     playing.time += started.elapsed();
-    playing.snapshots += last.snapshots_received - base.snapshots_received;
+    playing.snapshots += client.stats().snapshots_received - base.snapshots_received;
     end
 }
 
-/// Moves the client's new counters and round trips into the shared stats.
-fn flush(client: &mut GameClient, env: &BotEnv, before: ClientStats) -> ClientStats {
-    env.stats.rtts(&client.take_rtt_samples());
-    let now = client.stats();
-    env.stats.traffic(now.inputs_sent - before.inputs_sent, now.snapshots_received - before.snapshots_received);
-    now
+/// What a session's connection did up to the last flush, so each flush
+/// moves only the difference into the shared stats.
+struct Meter {
+    client: ClientStats,
+    udp: quinn::ConnectionStats,
+    at: Instant,
+    /// Newest snapshot tick at the last flush, once one arrived.
+    tick: Option<u32>,
+    /// UDP plus IP header bytes per datagram on this path.
+    header: u64,
+}
+
+impl Meter {
+    fn new(client: &GameClient, at: Instant) -> Meter {
+        let conn = client.connection();
+        let header = if conn.remote_address().is_ipv4() { IPV4_UDP_HEADER } else { IPV6_UDP_HEADER };
+        Meter { client: client.stats(), udp: conn.stats(), at, tick: client.newest_tick(), header }
+    }
+
+    /// Moves the client's new counters and round trips into the shared stats.
+    fn flush(&mut self, client: &mut GameClient, env: &BotEnv) {
+        env.stats.rtts(&client.take_rtt_samples());
+        let now = Instant::now();
+        let stats = client.stats();
+        let udp = client.connection().stats();
+        let tick = client.newest_tick();
+        let snapshots = stats.snapshots_received - self.client.snapshots_received;
+        let (ticks_expected, ticks_received) = match (self.tick, tick) {
+            (Some(before), Some(after)) => (after.wrapping_sub(before) as u64, snapshots),
+            // No baseline yet: the first snapshot starts the count.
+            _ => (0, 0),
+        };
+        let (tx, rx) = (&self.udp.udp_tx, &self.udp.udp_rx);
+        let datagrams_up = udp.udp_tx.datagrams - tx.datagrams;
+        let datagrams_down = udp.udp_rx.datagrams - rx.datagrams;
+        env.stats.traffic(&Traffic {
+            inputs: stats.inputs_sent - self.client.inputs_sent,
+            snapshots,
+            bytes_up: udp.udp_tx.bytes - tx.bytes + datagrams_up * self.header,
+            bytes_down: udp.udp_rx.bytes - rx.bytes + datagrams_down * self.header,
+            datagrams_up,
+            datagrams_down,
+            joined: now - self.at,
+            ticks_expected,
+            ticks_received,
+        });
+        *self = Meter { client: stats, udp, at: now, tick: tick.or(self.tick), header: self.header };
+    }
 }
 
 async fn on_event(
@@ -489,11 +610,18 @@ async fn on_event(
     cfg: &BotConfig,
     env: &BotEnv,
     vote_in_flight: &mut bool,
+    current_match: &mut Option<uuid::Uuid>,
     event: ServerControl,
 ) -> Option<SessionEnd> {
     match event {
+        ServerControl::MatchStarted { match_id, .. } => {
+            env.stats.match_started(match_id);
+            *current_match = Some(match_id);
+            None
+        }
         ServerControl::MatchEnded(ended) => {
             env.stats.match_ended(ended.match_id);
+            *current_match = None;
             if let Some(restart) = cfg.vote {
                 if let Err(e) = client.vote(restart).await {
                     return Some(SessionEnd::Lost(e));
@@ -593,6 +721,26 @@ mod tests {
         let d = brain.decide(0, Some(&dead));
         assert_eq!((d.target, d.buttons.has(Buttons::FIRE)), (None, false));
         assert!(!brain.decide(0, None).buttons.has(Buttons::FIRE));
+    }
+
+    #[test]
+    fn random_waits_have_their_mean_and_a_cap() {
+        let mut rng = SmallRng::seed_from_u64(3);
+        let mean = Duration::from_secs(60);
+        let waits: Vec<f64> = (0..20_000).map(|_| exponential_wait(&mut rng, mean).as_secs_f64()).collect();
+        let avg = waits.iter().sum::<f64>() / waits.len() as f64;
+        assert!((avg - 60.0).abs() < 2.0, "mean {avg}");
+        assert!(waits.iter().all(|&w| (0.0..=60.0 * MAX_DRAW_MEANS).contains(&w)));
+        // Memoryless: about e^-1 of the waits exceed the mean.
+        let over = waits.iter().filter(|&&w| w > 60.0).count() as f64 / waits.len() as f64;
+        assert!((over - (-1.0f64).exp()).abs() < 0.02, "{over}");
+
+        // 30 % churn a minute: a mean stay of 200 s; none without churn.
+        let stays: Vec<f64> = (0..20_000).map(|_| churn_stay(&mut rng, 0.3).unwrap().as_secs_f64()).collect();
+        let avg = stays.iter().sum::<f64>() / stays.len() as f64;
+        assert!((avg - 200.0).abs() < 7.0, "mean stay {avg}");
+        assert_eq!(churn_stay(&mut rng, 0.0), None);
+        assert_eq!(churn_stay(&mut rng, f64::NAN), None);
     }
 
     #[test]

@@ -8,19 +8,34 @@
 //! * [`ticket`]: join tickets minted with a node's development key (`--direct`).
 //! * [`input`]: the input redundancy window and round-trip matching, no IO.
 //! * [`bot`]: the bot's brain (no IO) and its play loop.
-//! * [`stats`], [`report`]: measurements of a run and the JSON report.
+//! * [`impair`]: loss, latency and jitter on the bots' sockets.
+//! * [`scenario`]: load phases and which bot starts when (pure).
+//! * [`stats`], [`report`], [`verdict`]: measurements of a run, the JSON
+//!   report and its pass/fail limits; [`merge`] combines shards' reports.
+//! * [`sampler`], [`prom`], [`timeline`], [`trend`], [`html`]: the
+//!   once-a-second timeline, the node's metrics, the soak memory trend and
+//!   the HTML report.
 //! * [`cli`], [`run`]: the `loadgen` binary's flags and the run itself.
 
 pub mod api;
 pub mod bot;
 pub mod cli;
 pub mod client;
+pub mod html;
+pub mod impair;
 pub mod input;
+pub mod merge;
+pub mod prom;
 pub mod report;
 pub mod run;
+pub mod sampler;
+pub mod scenario;
 pub mod stats;
 pub mod ticket;
+pub mod timeline;
 pub mod tls;
+pub mod trend;
+pub mod verdict;
 
 pub use api::{ApiClient, ApiError, Placement, Tokens};
 pub use client::{ClientConfig, ClientError, ClientStats, GameClient, Welcome};

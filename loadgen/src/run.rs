@@ -1,10 +1,11 @@
 //! A whole load run: set up the API client and sign every bot in (or trust
-//! and tickets with `--direct`), then start the bots over the ramp, print
-//! progress, and stop everyone by a hard deadline.
+//! and tickets with `--direct`), then start the bots as the scenario's
+//! phases bring them, sample the run every second (bots, node, loadgen),
+//! and stop everyone by a hard deadline.
 
 use std::io::Write as _;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use protocol::ticket::JoinTarget;
@@ -14,10 +15,13 @@ use tokio::task::JoinSet;
 use crate::api::{ApiClient, Tokens};
 use crate::bot::{BotConfig, BotEnv, Matchmaker, run_bot};
 use crate::cli::Args;
-use crate::report::Report;
+use crate::impair::ImpairStats;
+use crate::report::{Report, Window};
+use crate::sampler::{Samples, Scraper, own_cpu_seconds, own_peak_rss_bytes, sample_every_second};
+use crate::scenario::Shard;
 use crate::stats::Stats;
 use crate::ticket::DevTicketMinter;
-use crate::tls::{ClientConfigs, EndpointPool, Trust};
+use crate::tls::{ClientConfigs, EndpointPool, Impair, Trust};
 
 /// Bots per endpoint when `--endpoints` is 0: one socket and driver task
 /// comfortably carries this many 20 Hz connections.
@@ -25,20 +29,53 @@ const BOTS_PER_ENDPOINT: u32 = 500;
 const MAX_AUTO_ENDPOINTS: u32 = 16;
 /// How long close frames of the last connections get to leave the sockets.
 const DRAIN: Duration = Duration::from_secs(2);
+/// Sign-ins (register or login) in flight at once.
+const SIGN_IN_CONCURRENCY: usize = 8;
 /// The API's longest username.
 const USERNAME_MAX: usize = 20;
+/// The node's metrics page with `--direct` (its default HTTP address).
+const DIRECT_METRICS_URL: &str = "http://127.0.0.1:8080/metrics";
+/// A start time this far ahead is a mistake (seconds for milliseconds), not a plan.
+const MAX_START_WAIT: Duration = Duration::from_secs(24 * 3600);
 
 /// Runs the bots described by `args` and returns the report. Fails only if
-/// the run cannot start (API unreachable, no certificate, no ticket key, no
-/// socket, bad account names); errors during the run are counted in the report.
+/// the run cannot start (bad scenario or limits, API unreachable, no
+/// certificate, no ticket key, no socket, bad account names); errors during
+/// the run are counted in the report.
 pub async fn run(args: &Args) -> anyhow::Result<Report> {
-    let stats = Arc::new(Stats::new(args.bots as u64));
+    let scenario = args.scenario()?;
+    let mut limits = crate::verdict::default_limits();
+    for (name, value) in &scenario.limits {
+        crate::verdict::set_limit(&mut limits, name, Some(&value.to_string()))?;
+    }
+    crate::verdict::apply_overrides(&mut limits, args.limits.iter().map(String::as_str))?;
+    let shard = args.shard.unwrap_or(Shard::WHOLE);
+    // The whole scenario's schedule, then this shard's share: bot indices
+    // (and so account names) stay distinct across shards.
+    let arrivals: Vec<(u32, Duration)> = scenario
+        .arrivals()
+        .into_iter()
+        .enumerate()
+        .filter(|&(i, _)| shard.owns(i as u64))
+        .map(|(i, at)| (i as u32, at))
+        .collect();
+    let cap = args.bot_cap().map(|c| shard.share_of(c));
+    let concurrent = cap.map_or(arrivals.len() as u32, |c| c.min(arrivals.len() as u32)).max(1);
+    let spans = scenario.spans();
+    let (sustained_start, sustained_end) = scenario.sustained_window();
+
+    let stats = Arc::new(Stats::new(0));
     let seed = args.seed.unwrap_or_else(rand::random);
     let endpoint_count = match args.endpoints {
-        0 => args.bots.div_ceil(BOTS_PER_ENDPOINT).min(MAX_AUTO_ENDPOINTS),
-        n => n.min(args.bots),
+        0 => concurrent.div_ceil(BOTS_PER_ENDPOINT).min(MAX_AUTO_ENDPOINTS),
+        n => n.min(concurrent),
     };
-    let endpoints = Arc::new(EndpointPool::new(endpoint_count as usize));
+    let impair_stats = Arc::new(ImpairStats::default());
+    let impairment = args.impairment();
+    let endpoints = Arc::new(EndpointPool::impaired(
+        endpoint_count as usize,
+        Impair { config: impairment, seed: seed ^ ((shard.index as u64) << 48), stats: impair_stats.clone() },
+    ));
     let (matchmaker, names) = if args.direct {
         let matchmaker = direct_matchmaker(args)?;
         // Bind the sockets now, so a failure stops the run before it starts.
@@ -53,9 +90,15 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
             Some(prefix) => prefix.clone(),
             None => default_account_prefix(seed),
         };
-        check_usernames(&prefix, args.bots)?;
+        check_usernames(&prefix, arrivals.last().map_or(1, |&(i, _)| i + 1))?;
         let matchmaker = Matchmaker::Api { api, password: args.account_password.clone(), insecure: args.insecure };
         (matchmaker, Names::Accounts(prefix))
+    };
+    let scraper = match (&args.metrics_url, args.no_scrape, args.direct) {
+        (_, true, _) => None,
+        (Some(url), false, _) => Some(Scraper::new(url)?),
+        (None, false, true) => Some(Scraper::new(DIRECT_METRICS_URL)?),
+        (None, false, false) => Some(Scraper::new(&format!("{}/metrics", args.api.trim_end_matches('/')))?),
     };
     let matchmaker = Arc::new(matchmaker);
     let quic_configs = Arc::new(ClientConfigs::new());
@@ -70,21 +113,57 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     // the joins being timed and, on a small machine, push bots past the end
     // of the run. Bots still sign in again when their tokens run out.
     let signed_in = match &*matchmaker {
-        Matchmaker::Api { api, password, .. } => Some(sign_in_all(api, password, &names, args, &stats).await),
+        Matchmaker::Api { api, password, .. } => {
+            let bots: Vec<u32> = arrivals.iter().map(|&(i, _)| i).collect();
+            Some(sign_in_all(api, password, &names, &bots, args, &stats).await)
+        }
         Matchmaker::Direct { .. } => None,
     };
 
+    if let Some(at_ms) = args.start_at {
+        wait_for_start(at_ms, args.quiet).await?;
+    }
+    // Stamped as the start: a slow scrape must not delay the first bots.
+    let scrape_before = match &scraper {
+        Some(s) => s.scrape(0.0).await,
+        None => None,
+    };
     let started = Instant::now();
-    let stop_at = started + args.duration;
+    let stop_at = started + scenario.duration();
     let deadline = stop_at + args.grace;
-    let progress = (!args.quiet).then(|| tokio::spawn(print_progress(stats.clone(), started, args.bots)));
+    if let (Some(s), None) = (&scraper, &scrape_before) {
+        tracing::warn!(url = %s.url(), "cannot read the node's metrics; the report will have no server figures");
+    }
+    let cpu_before = own_cpu_seconds();
+    let samples =
+        Arc::new(std::sync::Mutex::new(Samples { node: scrape_before.into_iter().collect(), ..Samples::default() }));
+    let sampler = tokio::spawn(sample_every_second(
+        stats.clone(),
+        scraper.clone(),
+        started,
+        spans.clone(),
+        arrivals.len() as u64,
+        args.quiet,
+        samples.clone(),
+    ));
 
     let mut bots = JoinSet::new();
-    for i in 0..args.bots {
+    for (slot, &(i, offset)) in arrivals.iter().enumerate() {
+        let start_at = started + offset;
+        if start_at >= stop_at {
+            break;
+        }
+        tokio::time::sleep_until(start_at.into()).await;
+        while bots.try_join_next().is_some() {}
+        if cap.is_some_and(|cap| bots.len() >= cap as usize) {
+            stats.arrival_skipped();
+            continue;
+        }
+        stats.requested();
         let account = match &signed_in {
             // Could not sign in (counted as an error): this bot sits the run out.
-            Some(accounts) if accounts[i as usize].is_none() => continue,
-            Some(accounts) => accounts[i as usize].clone(),
+            Some(accounts) if accounts[slot].is_none() => continue,
+            Some(accounts) => accounts[slot].clone(),
             None => None,
         };
         let cfg = BotConfig {
@@ -94,11 +173,14 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
             vote: args.vote.restart(),
             // Distinct, reproducible streams per bot from one run seed.
             seed: seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
-            start_at: started + args.ramp.mul_f64(i as f64 / args.bots as f64),
+            start_at,
             stop_at,
             max_reconnects: args.max_reconnects,
-            endpoint_slot: i as usize,
+            endpoint_slot: slot,
             account,
+            chat_every: args.chat_every(),
+            churn_per_minute: args.churn,
+            rejoin_delay: args.rejoin_delay,
         };
         let env = BotEnv {
             matchmaker: matchmaker.clone(),
@@ -119,43 +201,92 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         bots.shutdown().await;
     }
     let duration = started.elapsed();
-    if let Some(task) = progress {
-        task.abort();
-    }
+    sampler.abort();
+    let _ = sampler.await;
+    let cpu_after = own_cpu_seconds();
     for endpoint in endpoints.endpoints() {
         let _ = tokio::time::timeout(DRAIN, endpoint.wait_idle()).await;
     }
-    Ok(stats.report(duration))
+    let mut samples = samples.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+    if let Some(s) = &scraper
+        && let Some(after) = s.scrape(started.elapsed().as_secs_f64()).await
+    {
+        samples.node.push(after);
+    }
+
+    let mut report = stats.report(duration);
+    report.shard = args.shard;
+    report.phases = spans;
+    report.sustained = Window { start_s: sustained_start, end_s: sustained_end };
+    report.impairment = (!impairment.is_none()).then(|| impair_stats.report(impairment));
+    report.loadgen.cpu_s = match (cpu_before, cpu_after) {
+        (Some(a), Some(b)) => ((b - a) * 1000.0).round() / 1000.0,
+        _ => 0.0,
+    };
+    report.loadgen.peak_rss_bytes = own_peak_rss_bytes().unwrap_or(0);
+    report.loadgen.sustained_cpu_cores = samples.own_cores(sustained_start, sustained_end);
+    report.server = crate::prom::summarize(&samples.node, sustained_start, sustained_end);
+    if args.soak {
+        let tolerance = limits.get(crate::verdict::MEMORY_FLAT).copied().unwrap_or(5.0);
+        report.soak = crate::trend::memory_trend(&samples.node_rss_points(), args.soak_warmup.as_secs_f64(), tolerance);
+        if report.soak.is_none() {
+            tracing::warn!("too few node memory samples after the warm-up for a soak trend");
+        }
+    }
+    report.timeline = samples.timeline;
+    report.limits = limits;
+    report.derive()?;
+    Ok(report)
+}
+
+/// Sleeps until the Unix time `at_ms`, so shards begin together.
+async fn wait_for_start(at_ms: u64, quiet: bool) -> anyhow::Result<()> {
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    if at_ms <= now_ms {
+        tracing::warn!(late_ms = now_ms - at_ms, "--start-at is already past; starting now");
+        return Ok(());
+    }
+    let wait = Duration::from_millis(at_ms - now_ms);
+    anyhow::ensure!(wait <= MAX_START_WAIT, "--start-at is {wait:?} away; it takes Unix milliseconds");
+    if !quiet {
+        let _ = writeln!(std::io::stderr().lock(), "waiting {:.1} s for --start-at", wait.as_secs_f64());
+    }
+    tokio::time::sleep(wait).await;
+    Ok(())
 }
 
 /// Registers or logs in every bot's account, at most `--connect-concurrency`
 /// at a time; a failure is counted as an error and leaves that bot's entry
 /// empty.
+/// Returns one entry per bot of `bots`, in that order.
 async fn sign_in_all(
     api: &ApiClient,
     password: &str,
     names: &Names,
+    bots: &[u32],
     args: &Args,
     stats: &Stats,
 ) -> Vec<Option<(Tokens, Instant)>> {
-    let gate = Arc::new(Semaphore::new(args.connect_concurrency as usize));
+    // The API hashes passwords a few at a time (argon2 is meant to be slow):
+    // more requests in flight only queue there, and long queues time out.
+    let gate = Arc::new(Semaphore::new((args.connect_concurrency as usize).min(SIGN_IN_CONCURRENCY)));
     let mut tasks = JoinSet::new();
-    for i in 0..args.bots {
+    for (slot, &i) in bots.iter().enumerate() {
         let (api, password, name, gate) = (api.clone(), password.to_owned(), names.of(i), gate.clone());
         tasks.spawn(async move {
             let _permit = gate.acquire_owned().await;
-            (i, api.register_or_login(&name, &password).await.map(|tokens| (tokens, Instant::now())))
+            (slot, api.register_or_login(&name, &password).await.map(|tokens| (tokens, Instant::now())))
         });
     }
     let started = Instant::now();
     let mut ticker = tokio::time::interval_at((started + Duration::from_secs(1)).into(), Duration::from_secs(1));
-    let mut accounts = vec![None; args.bots as usize];
+    let mut accounts = vec![None; bots.len()];
     let (mut signed_in, mut failed) = (0, 0);
     loop {
         tokio::select! {
             finished = tasks.join_next() => match finished {
                 Some(Ok((i, Ok(account)))) => {
-                    accounts[i as usize] = Some(account);
+                    accounts[i] = Some(account);
                     signed_in += 1;
                 }
                 Some(Ok((_, Err(e)))) => {
@@ -176,7 +307,7 @@ async fn sign_in_all(
                     std::io::stderr().lock(),
                     "[{:>4}s] signed in {signed_in}/{}  errors {failed}",
                     started.elapsed().as_secs(),
-                    args.bots
+                    bots.len()
                 );
             }
         }
@@ -246,31 +377,6 @@ fn check_usernames(prefix: &str, bots: u32) -> anyhow::Result<()> {
         "usernames like {longest:?} are longer than the API's {USERNAME_MAX} characters; use a shorter --account-prefix"
     );
     Ok(())
-}
-
-async fn print_progress(stats: Arc<Stats>, started: Instant, bots: u32) {
-    let mut ticker = tokio::time::interval_at((started + Duration::from_secs(1)).into(), Duration::from_secs(1));
-    let mut last_snapshots = 0;
-    let mut last_at = started;
-    loop {
-        ticker.tick().await;
-        let p = stats.progress();
-        let now = Instant::now();
-        let rate = (p.snapshots_received - last_snapshots) as f64 / (now - last_at).as_secs_f64().max(1e-3);
-        (last_snapshots, last_at) = (p.snapshots_received, now);
-        let rtt = p.rtt_p99_ms.map_or_else(|| "-".to_owned(), |ms| format!("{ms:.1} ms"));
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "[{:>4}s] joined {}/{}  active {}  snapshots/s {:.0}  rtt p99 {}  errors {}",
-            started.elapsed().as_secs(),
-            p.joined,
-            bots,
-            p.active,
-            rate,
-            rtt,
-            p.errors
-        );
-    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use crate::report::{HttpEndpoint, Percentiles, Rate, Report};
+use crate::report::{
+    Bandwidth, Churn, HttpEndpoint, MergeData, Percentiles, RateSum, Report, SnapshotLoss, encode_histogram,
+};
 
 /// Bots with less playing time are left out of the snapshot-rate figures:
 /// a rate over a fraction of a second says more about timing than the node.
@@ -27,7 +29,7 @@ pub fn record(h: &mut Histogram<u64>, d: Duration) {
 
 #[derive(Debug)]
 pub struct Stats {
-    bots_requested: u64,
+    bots_requested: AtomicU64,
     joined: AtomicU64,
     active: AtomicU64,
     inputs_sent: AtomicU64,
@@ -36,6 +38,18 @@ pub struct Stats {
     lobbies_closed: AtomicU64,
     rejoins: AtomicU64,
     tick_rate: AtomicU64,
+    arrivals_skipped: AtomicU64,
+    chats: AtomicU64,
+    churn_leaves: AtomicU64,
+    churn_rejoins: AtomicU64,
+    bytes_up: AtomicU64,
+    bytes_down: AtomicU64,
+    datagrams_up: AtomicU64,
+    datagrams_down: AtomicU64,
+    /// Time bots spent joined, summed, in microseconds.
+    joined_micros: AtomicU64,
+    ticks_expected: AtomicU64,
+    ticks_received: AtomicU64,
     http: Arc<HttpStats>,
     inner: Mutex<Inner>,
 }
@@ -44,46 +58,133 @@ pub struct Stats {
 struct Inner {
     join: Histogram<u64>,
     rtt: Histogram<u64>,
-    /// Round trips since the last progress line.
+    /// Joins and round trips since the last [`Stats::window`].
+    join_window: Histogram<u64>,
     rtt_window: Histogram<u64>,
     errors: BTreeMap<String, u64>,
-    snapshot_rates: Vec<f64>,
-    /// Distinct matches seen ending; several bots see each one.
+    snapshot_rates: RateSum,
+    /// Distinct matches seen starting, ending, and still running when a bot
+    /// stopped; several bots see each one.
+    matches_started: HashSet<uuid::Uuid>,
     matches_ended: HashSet<uuid::Uuid>,
+    matches_open_at_stop: HashSet<uuid::Uuid>,
 }
 
-/// What the progress line shows.
+/// What one bot's connection did since its last flush.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Traffic {
+    pub inputs: u64,
+    pub snapshots: u64,
+    /// Wire bytes (UDP payload plus UDP/IP headers) and datagrams.
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub datagrams_up: u64,
+    pub datagrams_down: u64,
+    /// Time joined.
+    pub joined: Duration,
+    /// Node ticks that passed, and snapshots that arrived for them.
+    pub ticks_expected: u64,
+    pub ticks_received: u64,
+}
+
+/// What the progress line and the timeline show.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Progress {
     pub joined: u64,
     pub active: u64,
     pub snapshots_received: u64,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    /// Over the joins and round trips since the last call.
+    pub join_p50_ms: Option<f64>,
+    pub join_p99_ms: Option<f64>,
+    pub rtt_p50_ms: Option<f64>,
     pub rtt_p99_ms: Option<f64>,
     pub errors: u64,
 }
 
 impl Stats {
     pub fn new(bots_requested: u64) -> Stats {
+        let zero = || AtomicU64::new(0);
         Stats {
-            bots_requested,
-            joined: AtomicU64::new(0),
-            active: AtomicU64::new(0),
-            inputs_sent: AtomicU64::new(0),
-            snapshots_received: AtomicU64::new(0),
-            disconnected: AtomicU64::new(0),
-            lobbies_closed: AtomicU64::new(0),
-            rejoins: AtomicU64::new(0),
-            tick_rate: AtomicU64::new(0),
+            bots_requested: AtomicU64::new(bots_requested),
+            joined: zero(),
+            active: zero(),
+            inputs_sent: zero(),
+            snapshots_received: zero(),
+            disconnected: zero(),
+            lobbies_closed: zero(),
+            rejoins: zero(),
+            tick_rate: zero(),
+            arrivals_skipped: zero(),
+            chats: zero(),
+            churn_leaves: zero(),
+            churn_rejoins: zero(),
+            bytes_up: zero(),
+            bytes_down: zero(),
+            datagrams_up: zero(),
+            datagrams_down: zero(),
+            joined_micros: zero(),
+            ticks_expected: zero(),
+            ticks_received: zero(),
             http: Arc::new(HttpStats::default()),
             inner: Mutex::new(Inner {
                 join: micros_histogram(),
                 rtt: micros_histogram(),
+                join_window: micros_histogram(),
                 rtt_window: micros_histogram(),
                 errors: BTreeMap::new(),
-                snapshot_rates: Vec::new(),
+                snapshot_rates: RateSum::default(),
+                matches_started: HashSet::new(),
                 matches_ended: HashSet::new(),
+                matches_open_at_stop: HashSet::new(),
             }),
         }
+    }
+
+    /// One more bot started (arrivals come over the run).
+    pub fn requested(&self) {
+        self.bots_requested.fetch_add(1, Relaxed);
+    }
+
+    /// An arrival not started because the cap on live bots was reached.
+    pub fn arrival_skipped(&self) {
+        self.arrivals_skipped.fetch_add(1, Relaxed);
+    }
+
+    pub fn chat_sent(&self) {
+        self.chats.fetch_add(1, Relaxed);
+    }
+
+    /// A bot left its lobby on purpose (`--churn`); `rejoined` when it came back.
+    pub fn churn_left(&self) {
+        self.churn_leaves.fetch_add(1, Relaxed);
+    }
+
+    pub fn churn_rejoined(&self) {
+        self.churn_rejoins.fetch_add(1, Relaxed);
+    }
+
+    pub fn match_started(&self, match_id: uuid::Uuid) {
+        self.lock().matches_started.insert(match_id);
+    }
+
+    /// The run stopped while this bot played in `match_id`.
+    pub fn match_open_at_stop(&self, match_id: uuid::Uuid) {
+        self.lock().matches_open_at_stop.insert(match_id);
+    }
+
+    /// Folds one bot's traffic since its last flush in.
+    pub fn traffic(&self, t: &Traffic) {
+        self.inputs_sent.fetch_add(t.inputs, Relaxed);
+        self.snapshots_received.fetch_add(t.snapshots, Relaxed);
+        self.bytes_up.fetch_add(t.bytes_up, Relaxed);
+        self.bytes_down.fetch_add(t.bytes_down, Relaxed);
+        self.datagrams_up.fetch_add(t.datagrams_up, Relaxed);
+        self.datagrams_down.fetch_add(t.datagrams_down, Relaxed);
+        self.joined_micros.fetch_add(t.joined.as_micros() as u64, Relaxed);
+        self.ticks_expected.fetch_add(t.ticks_expected, Relaxed);
+        self.ticks_received.fetch_add(t.ticks_received, Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -103,7 +204,9 @@ impl Stats {
             self.rejoins.fetch_add(1, Relaxed);
         }
         self.tick_rate.store(tick_rate as u64, Relaxed);
-        record(&mut self.lock().join, took);
+        let mut inner = self.lock();
+        record(&mut inner.join, took);
+        record(&mut inner.join_window, took);
     }
 
     pub fn playing(&self, delta: i64) {
@@ -112,11 +215,6 @@ impl Stats {
         } else {
             self.active.fetch_sub(delta.unsigned_abs(), Relaxed);
         }
-    }
-
-    pub fn traffic(&self, inputs: u64, snapshots: u64) {
-        self.inputs_sent.fetch_add(inputs, Relaxed);
-        self.snapshots_received.fetch_add(snapshots, Relaxed);
     }
 
     /// Round trips measured by one bot since its last call. Raw samples, not
@@ -151,44 +249,88 @@ impl Stats {
     /// One bot's snapshot rate over `playing` time, if long enough to mean anything.
     pub fn snapshot_rate(&self, snapshots: u64, playing: Duration) {
         if playing >= MIN_RATE_WINDOW {
-            self.lock().snapshot_rates.push(snapshots as f64 / playing.as_secs_f64());
+            self.lock().snapshot_rates.add(snapshots as f64 / playing.as_secs_f64());
         }
     }
 
-    /// Current figures for the progress line; resets the round-trip window.
+    /// Current figures for the progress line and the timeline; resets the
+    /// join and round-trip windows.
     pub fn progress(&self) -> Progress {
         let mut inner = self.lock();
-        let rtt_p99_ms = Percentiles::from_micros(&inner.rtt_window).p99;
+        let join = Percentiles::from_micros(&inner.join_window);
+        let rtt = Percentiles::from_micros(&inner.rtt_window);
+        inner.join_window.reset();
         inner.rtt_window.reset();
         Progress {
             joined: self.joined.load(Relaxed),
             active: self.active.load(Relaxed),
             snapshots_received: self.snapshots_received.load(Relaxed),
-            rtt_p99_ms,
+            bytes_up: self.bytes_up.load(Relaxed),
+            bytes_down: self.bytes_down.load(Relaxed),
+            join_p50_ms: join.p50,
+            join_p99_ms: join.p99,
+            rtt_p50_ms: rtt.p50,
+            rtt_p99_ms: rtt.p99,
             errors: inner.errors.values().sum(),
         }
     }
 
+    /// The report of what the bots measured, figures derived; the run adds
+    /// its own sections (phases, server, timeline, ...) and derives again.
     pub fn report(&self, duration: Duration) -> Report {
         let inner = self.lock();
         let tick_rate = self.tick_rate.load(Relaxed);
-        Report {
-            bots_requested: self.bots_requested,
+        let mut histograms = BTreeMap::new();
+        histograms.insert("join".to_owned(), encode_histogram(&inner.join));
+        histograms.insert("rtt".to_owned(), encode_histogram(&inner.rtt));
+        histograms.extend(self.http.histograms());
+        let sorted = |set: &HashSet<uuid::Uuid>| {
+            let mut v: Vec<uuid::Uuid> = set.iter().copied().collect();
+            v.sort_unstable();
+            v
+        };
+        let mut report = Report {
+            bots_requested: self.bots_requested.load(Relaxed),
             bots_joined: self.joined.load(Relaxed),
-            join_ms: Percentiles::from_micros(&inner.join),
-            rtt_ms: Percentiles::from_micros(&inner.rtt),
-            snapshots_per_sec: Rate::from_samples(&inner.snapshot_rates),
             errors: inner.errors.clone(),
             duration_s: (duration.as_secs_f64() * 1000.0).round() / 1000.0,
             inputs_sent: self.inputs_sent.load(Relaxed),
             snapshots_received: self.snapshots_received.load(Relaxed),
-            matches_ended: inner.matches_ended.len() as u64,
             bots_disconnected: self.disconnected.load(Relaxed),
             lobbies_closed: self.lobbies_closed.load(Relaxed),
             rejoins: self.rejoins.load(Relaxed),
             tick_rate: (tick_rate > 0).then_some(tick_rate as u16),
             http: self.http.report(),
-        }
+            processes: 1,
+            arrivals_skipped: self.arrivals_skipped.load(Relaxed),
+            bandwidth: Bandwidth {
+                bot_seconds: self.joined_micros.load(Relaxed) as f64 / 1e6,
+                bytes_up: self.bytes_up.load(Relaxed),
+                bytes_down: self.bytes_down.load(Relaxed),
+                datagrams_up: self.datagrams_up.load(Relaxed),
+                datagrams_down: self.datagrams_down.load(Relaxed),
+                ..Bandwidth::default()
+            },
+            snapshot_loss: SnapshotLoss {
+                expected: self.ticks_expected.load(Relaxed),
+                received: self.ticks_received.load(Relaxed),
+                ..SnapshotLoss::default()
+            },
+            chats: self.chats.load(Relaxed),
+            churn: Churn { leaves: self.churn_leaves.load(Relaxed), rejoins: self.churn_rejoins.load(Relaxed) },
+            merge: MergeData {
+                histograms,
+                snapshot_rates: inner.snapshot_rates,
+                matches_started: sorted(&inner.matches_started),
+                matches_ended: sorted(&inner.matches_ended),
+                matches_open_at_stop: sorted(&inner.matches_open_at_stop),
+            },
+            ..Report::default()
+        };
+        drop(inner);
+        // Histograms this process just encoded always decode.
+        let _ = report.derive();
+        report
     }
 }
 
@@ -233,6 +375,12 @@ impl HttpStats {
         }
     }
 
+    /// Each endpoint's latency histogram, serialized, as `http.<endpoint>`.
+    pub fn histograms(&self) -> BTreeMap<String, String> {
+        let endpoints = self.endpoints.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        endpoints.iter().map(|(name, e)| (format!("http.{name}"), encode_histogram(&e.latency))).collect()
+    }
+
     /// Every endpoint called at least once.
     pub fn report(&self) -> BTreeMap<String, HttpEndpoint> {
         let endpoints = self.endpoints.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -257,6 +405,7 @@ impl HttpStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::Rate;
 
     #[test]
     fn report_aggregates_what_bots_record() {
@@ -273,7 +422,24 @@ mod tests {
         s.match_ended(id);
         s.error("server:LOBBY_FULL");
         s.error("server:LOBBY_FULL");
-        s.traffic(100, 90);
+        s.traffic(&Traffic {
+            inputs: 100,
+            snapshots: 90,
+            bytes_up: 5_000,
+            bytes_down: 30_000,
+            datagrams_up: 100,
+            datagrams_down: 90,
+            joined: Duration::from_secs(10),
+            ticks_expected: 100,
+            ticks_received: 90,
+        });
+        s.match_started(id);
+        let (open, lost) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        s.match_started(open);
+        s.match_started(lost);
+        s.match_open_at_stop(open);
+        s.chat_sent();
+        s.churn_left();
 
         let p = s.progress();
         assert_eq!((p.joined, p.snapshots_received, p.errors), (2, 90, 2));
@@ -292,6 +458,17 @@ mod tests {
         assert_eq!(r.tick_rate, Some(20));
         assert!(r.failed());
         assert!(r.http.is_empty(), "no API calls, no http rows");
+        // Per bot-second, over the 10 s joined; loss from tick gaps.
+        assert_eq!((r.bandwidth.up_bytes_per_bot_sec, r.bandwidth.down_bytes_per_bot_sec), (Some(500.0), Some(3000.0)));
+        assert_eq!((r.snapshot_loss.missed, r.snapshot_loss.rate), (10, Some(0.1)));
+        // Three matches: one ended, one still running at the stop, one that
+        // ended without finishing (its players left): one of two completed.
+        assert_eq!((r.matches.started, r.matches.ended, r.matches.in_progress_at_stop), (3, 1, 1));
+        assert_eq!(r.matches.completion_rate, Some(0.5));
+        assert_eq!((r.chats, r.churn.leaves, r.churn.rejoins), (1, 1, 0));
+        // The report carries what a merge needs.
+        assert!(r.merge.histograms.contains_key("join") && r.merge.histograms.contains_key("rtt"));
+        assert_eq!(r.merge.snapshot_rates.count, 2);
     }
 
     #[test]

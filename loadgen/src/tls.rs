@@ -19,6 +19,8 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 use sha2::{Digest as _, Sha256};
 
+use crate::impair::{ImpairStats, ImpairedSocket, Impairment};
+
 /// Keep-alive well inside the node's ~10 s idle timeout, so a quiet client
 /// (no inputs, e.g. between matches) is not dropped.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(2);
@@ -120,6 +122,30 @@ fn bare_endpoint(bind: SocketAddr) -> anyhow::Result<quinn::Endpoint> {
         .context("creating the QUIC endpoint")
 }
 
+/// Like [`bare_endpoint`], on a socket that impairs its traffic.
+fn impaired_endpoint(bind: SocketAddr, impair: &Impair, seed: u64) -> anyhow::Result<quinn::Endpoint> {
+    use quinn::Runtime as _;
+    let socket = udp_socket(bind).with_context(|| format!("binding a UDP socket on {bind}"))?;
+    let inner = quinn::TokioRuntime.wrap_udp_socket(socket).context("registering the UDP socket")?;
+    let socket = ImpairedSocket::new(inner, impair.config, seed, impair.stats.clone());
+    quinn::Endpoint::new_with_abstract_socket(
+        quinn::EndpointConfig::default(),
+        None,
+        Arc::new(socket),
+        Arc::new(quinn::TokioRuntime),
+    )
+    .context("creating the QUIC endpoint")
+}
+
+/// The impairment an [`EndpointPool`] applies to its sockets.
+#[derive(Debug, Clone)]
+pub struct Impair {
+    pub config: Impairment,
+    /// Each socket's dice start from this seed and its number.
+    pub seed: u64,
+    pub stats: Arc<ImpairStats>,
+}
+
 fn udp_socket(bind: SocketAddr) -> std::io::Result<UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP))?;
@@ -214,12 +240,20 @@ impl ClientConfigs {
 pub struct EndpointPool {
     per_bind: usize,
     sets: Mutex<HashMap<SocketAddr, Vec<quinn::Endpoint>>>,
+    impair: Option<Impair>,
 }
 
 impl EndpointPool {
     /// `per_bind` endpoints (at least one) for each bind address used.
     pub fn new(per_bind: usize) -> EndpointPool {
-        EndpointPool { per_bind: per_bind.max(1), sets: Mutex::new(HashMap::new()) }
+        EndpointPool { per_bind: per_bind.max(1), sets: Mutex::new(HashMap::new()), impair: None }
+    }
+
+    /// Endpoints whose sockets drop and delay datagrams as `impair` says;
+    /// with no impairment to apply, plain sockets as [`EndpointPool::new`].
+    pub fn impaired(per_bind: usize, impair: Impair) -> EndpointPool {
+        let impair = (!impair.config.is_none()).then_some(impair);
+        EndpointPool { impair, ..EndpointPool::new(per_bind) }
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<SocketAddr, Vec<quinn::Endpoint>>> {
@@ -235,7 +269,11 @@ impl EndpointPool {
         let set = match sets.entry(bind) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert((0..self.per_bind).map(|_| bare_endpoint(bind)).collect::<anyhow::Result<Vec<_>>>()?)
+                let make = |i: usize| match &self.impair {
+                    None => bare_endpoint(bind),
+                    Some(impair) => impaired_endpoint(bind, impair, impair.seed.wrapping_add(i as u64)),
+                };
+                e.insert((0..self.per_bind).map(make).collect::<anyhow::Result<Vec<_>>>()?)
             }
         };
         Ok(set[slot % set.len()].clone())

@@ -426,3 +426,182 @@ fn loadgen_direct_joins_one_node_with_minted_tickets() {
     assert_clean_run(&report, 16, &stdout);
     assert_eq!(report["http"], serde_json::json!({}), "no API calls: {report:#}");
 }
+
+/// Runs `loadgen` with `args` (no `--fail-on-error`, output and report
+/// files of its own), returning the exit status, stdout and report.
+fn spawn_loadgen(args: &[&str], report: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(args)
+        .args(["--quiet", "--json"])
+        .arg(report)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn phases_churn_and_chat_through_the_api_with_server_figures_and_html() {
+    let node = Node::start(&["--chat-interval", "100ms"]);
+    let html = node.data_dir.join("report.html");
+    let args = [
+        "--phase",
+        "ramp:2s:6",
+        "--phase",
+        "sustained:8s:0",
+        "--churn",
+        "600%",
+        "--rejoin-delay",
+        "500ms",
+        "--chat-interval",
+        "2s",
+        "--api",
+        node.api.as_str(),
+        "--html",
+        html.to_str().unwrap(),
+    ];
+    let (stdout, report) = run_loadgen(&node, &args);
+    assert_clean_run(&report, 12, &stdout);
+    let phases: Vec<(&str, u64)> = report["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap(), p["arrivals"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(phases, [("ramp", 12), ("sustained", 0)]);
+    assert_eq!(
+        (report["sustained"]["start_s"].as_f64(), report["sustained"]["end_s"].as_f64()),
+        (Some(2.0), Some(10.0))
+    );
+    // A 10 s mean stay: a dozen bots over 8 s leave and come back.
+    let churn = &report["churn"];
+    assert!(churn["leaves"].as_u64().unwrap() >= 1 && churn["rejoins"].as_u64().unwrap() >= 1, "{report:#}");
+    assert!(report["chats"].as_u64().unwrap() >= 1, "{report:#}");
+    // Bandwidth with headers, loss from tick gaps, the node's own figures.
+    for key in ["up_bytes_per_bot_sec", "down_bytes_per_bot_sec"] {
+        assert!(report["bandwidth"][key].as_f64().is_some_and(|v| v > 100.0), "{key}: {report:#}");
+    }
+    assert!(report["snapshot_loss"]["expected"].as_u64().unwrap() > 0, "{report:#}");
+    assert!(report["server"]["cpu_seconds"].as_f64().is_some(), "scraped <api>/metrics: {report:#}");
+    assert!(report["server"]["tick_p99_ms"].as_f64().is_some(), "{report:#}");
+    assert!(
+        report["loadgen"]["cpu_s"].as_f64().unwrap() > 0.0 && report["loadgen"]["peak_rss_bytes"].as_u64().unwrap() > 0
+    );
+    let verdicts = report["verdicts"].as_array().unwrap();
+    for name in ["rtt_p99_ms", "errors", "node_tick_p99_ms", "down_bytes_per_bot_sec"] {
+        assert!(verdicts.iter().any(|v| v["name"] == name), "verdict {name}: {report:#}");
+    }
+    let timeline = report["timeline"].as_array().unwrap();
+    assert!(timeline.len() >= 8, "a sample a second: {}", timeline.len());
+    assert!(timeline.iter().any(|s| s["phase"] == "sustained" && s["players"].as_u64().unwrap() > 0));
+    assert!(report["merge"]["histograms"]["join"].as_str().is_some_and(|h| !h.is_empty()));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>") && page.contains("<svg") && page.contains("Verdicts"));
+}
+
+#[test]
+fn bots_still_play_through_10_percent_loss_and_added_latency() {
+    let node = Node::start(&[]);
+    let quic = node.quic.to_string();
+    let metrics = format!("{}/metrics", node.api);
+    let data_dir = node.data_dir.to_str().unwrap();
+    let args = [
+        "--direct",
+        "--bots",
+        "8",
+        "--duration",
+        "8s",
+        "--ramp",
+        "1s",
+        "--server",
+        &quic,
+        "--data-dir",
+        data_dir,
+        "--metrics-url",
+        &metrics,
+        "--loss",
+        "10%",
+        "--latency",
+        "40ms",
+        "--jitter",
+        "10ms",
+    ];
+    let (stdout, report) = run_loadgen(&node, &args);
+    assert_clean_run(&report, 8, &stdout);
+    let imp = &report["impairment"];
+    assert_eq!((imp["loss"].as_f64(), imp["latency"].as_f64()), (Some(0.1), Some(40.0)), "{report:#}");
+    assert!(imp["dropped_down"].as_u64().unwrap() > 0 && imp["dropped_up"].as_u64().unwrap() > 0, "{report:#}");
+    // About a tenth of the snapshots go missing, and the rest keep coming.
+    let loss = report["snapshot_loss"]["rate"].as_f64().unwrap();
+    assert!((0.04..0.25).contains(&loss), "snapshot loss {loss}: {report:#}");
+    assert!(report["snapshots_per_sec"]["mean"].as_f64().unwrap() > 12.0, "{report:#}");
+    // 40 ms of added round trip shows in the measured one.
+    assert!(report["rtt_ms"]["p50"].as_f64().unwrap() >= 35.0, "{report:#}");
+}
+
+#[test]
+fn sharded_runs_start_together_and_merge_into_one_report() {
+    let node = Node::start(&[]);
+    let _turn = LOADGEN_RUNS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let quic = node.quic.to_string();
+    let data_dir = node.data_dir.to_str().unwrap().to_owned();
+    let start_at =
+        (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() + 2000).to_string();
+    let paths: Vec<PathBuf> = (0..2).map(|i| node.data_dir.join(format!("shard-{i}.json"))).collect();
+    let children: Vec<Child> = (0..2)
+        .map(|i| {
+            let shard = format!("{i}/2");
+            let args = [
+                "--direct",
+                "--bots",
+                "9",
+                "--duration",
+                "5s",
+                "--ramp",
+                "1s",
+                "--server",
+                &quic,
+                "--data-dir",
+                &data_dir,
+                "--shard",
+                &shard,
+                "--start-at",
+                &start_at,
+                "--no-scrape",
+                "--seed",
+                "7",
+            ];
+            spawn_loadgen(&args, &paths[i])
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let shards: Vec<serde_json::Value> =
+        paths.iter().map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()).collect();
+    // 9 bots: indices 0, 2, 4, 6, 8 and 1, 3, 5, 7.
+    assert_eq!((shards[0]["bots_requested"].as_u64(), shards[1]["bots_requested"].as_u64()), (Some(5), Some(4)));
+
+    let merged_path = node.data_dir.join("merged.json");
+    let html = node.data_dir.join("merged.html");
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .arg("merge")
+        .args(&paths)
+        .arg("--json")
+        .arg(&merged_path)
+        .arg("--html")
+        .arg(&html)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let merged: serde_json::Value = serde_json::from_slice(&std::fs::read(&merged_path).unwrap()).unwrap();
+    assert_clean_run(&merged, 9, &stdout);
+    assert_eq!(merged["processes"], 2);
+    let joins = |r: &serde_json::Value| r["join_ms"]["count"].as_u64().unwrap();
+    assert_eq!(joins(&merged), joins(&shards[0]) + joins(&shards[1]), "histograms merged, not averaged");
+    assert!(stdout.contains("shards merged"), "{stdout}");
+    assert!(std::fs::read_to_string(&html).unwrap().contains("<svg"));
+}

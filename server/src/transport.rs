@@ -14,6 +14,11 @@ use crate::ratelimit::IpRateLimiter;
 use crate::session::{self, SessionCtx};
 use crate::tls::Identity;
 
+/// Packets a client may receive before it must acknowledge them (a few
+/// snapshots), and how long it may wait (a tick and a half at 20 Hz).
+const ACK_ELICITING_THRESHOLD: u8 = 4;
+const MAX_ACK_DELAY: Duration = Duration::from_millis(75);
+
 /// Most source addresses the per-IP limiter tracks.
 const MAX_TRACKED_IPS: usize = 100_000;
 
@@ -47,6 +52,14 @@ pub fn server_config(identity: Identity, limits: &TransportLimits) -> anyhow::Re
         .max_concurrent_uni_streams(0u8.into())
         .datagram_receive_buffer_size(Some(16 * 1024))
         .datagram_send_buffer_size(16 * 1024);
+    // Ask clients to hold their acknowledgements for up to a tick and a
+    // half so they ride on the next input instead of going out as packets
+    // of their own (every packet costs the node a receive). quinn lowers the
+    // delay to the path's RTT, but not below 25 ms, so on short paths about
+    // half the acknowledgements still travel alone.
+    let mut acks = quinn::AckFrequencyConfig::default();
+    acks.ack_eliciting_threshold(ACK_ELICITING_THRESHOLD.into()).max_ack_delay(Some(MAX_ACK_DELAY));
+    transport.ack_frequency_config(Some(acks));
     cfg.transport_config(Arc::new(transport));
     Ok(cfg)
 }

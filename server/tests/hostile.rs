@@ -83,7 +83,10 @@ async fn a_version_mismatch_gets_a_clear_error_not_a_hang() {
     let (conn, reply) = raw_exchange(&t, &hello).await;
     match reply {
         Some(ServerControl::Error { code: ErrorCode::VersionMismatch, message }) => {
-            assert!(message.contains("v99") && message.contains(&format!("v{}", protocol::PROTOCOL_VERSION)), "{message}")
+            assert!(
+                message.contains("v99") && message.contains(&format!("v{}", protocol::PROTOCOL_VERSION)),
+                "{message}"
+            )
         }
         other => panic!("expected VersionMismatch, got {other:?}"),
     }

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Node capacity on this machine: the node pinned to one core, loadgen to
+# another, N bots in 8-player lobbies at 20 Hz. Prints node CPU per
+# player-second (user + system from /proc/<pid>/stat over the steady window,
+# independent of the loadgen version), RSS per player, UDP packets per
+# player-second, and loadgen's own report.
+#
+#   loadgen/scripts/capacity.sh [BOTS...]            # default: 1000 2500
+#
+# Env:
+#   NODE_BIN, LOADGEN_BIN  binaries to measure (default target/release/...);
+#                          point them at an older build to compare versions
+#   MODE       direct (tickets minted locally) or api (accounts, matchmaking
+#              through the HTTP API) [direct]
+#   RAMP       join ramp [30s]     SETTLE  wait after the ramp [10s]
+#   WINDOW     measured steady window in seconds [60]
+#   NODE_CORE, LOADGEN_CORE  [0, 1]   NODE_FLAGS  extra `trespasser serve` flags
+#   OUT        where reports go [a new /tmp/capacity.XXXX]
+#   QUIC_PORT, HTTP_PORT  the node's ports [4433, 8080]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+NODE_BIN=${NODE_BIN:-target/release/trespasser}
+LOADGEN_BIN=${LOADGEN_BIN:-target/release/loadgen}
+MODE=${MODE:-direct}
+RAMP=${RAMP:-30s}
+SETTLE=${SETTLE:-10}
+WINDOW=${WINDOW:-60}
+NODE_CORE=${NODE_CORE:-0}
+LOADGEN_CORE=${LOADGEN_CORE:-1}
+OUT=${OUT:-$(mktemp -d /tmp/capacity.XXXXXX)}
+mkdir -p "$OUT"
+QUIC_PORT=${QUIC_PORT:-4433}
+HTTP_PORT=${HTTP_PORT:-8080}
+HTTP=http://127.0.0.1:$HTTP_PORT
+BOTS_LIST=("${@:-1000 2500}")
+# shellcheck disable=SC2206
+BOTS_LIST=(${BOTS_LIST[*]})
+ramp_s=${RAMP%s}
+
+cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+udp_out() { awk '/^Udp:/ { n++; if (n == 2) print $5 }' /proc/net/snmp; }
+
+for BOTS in "${BOTS_LIST[@]}"; do
+  DATA=$(mktemp -d "$OUT/node-$BOTS.XXXX")
+  taskset -c "$NODE_CORE" "$NODE_BIN" serve --data-dir "$DATA" --quic-addr "127.0.0.1:$QUIC_PORT" \
+    --http-addr "127.0.0.1:$HTTP_PORT" --max-lobbies 5000 --max-connections 20000 ${NODE_FLAGS:-} >"$DATA/node.log" 2>&1 &
+  NODE=$!
+  trap 'kill $NODE 2>/dev/null || true' EXIT
+  for _ in $(seq 200); do grep -q ready "$DATA/node.log" 2>/dev/null && break; sleep 0.1; done
+  duration=$((ramp_s + SETTLE + WINDOW + 5))
+  if [ "$MODE" = api ]; then
+    target=(--api "$HTTP" --account-prefix "cap$BOTS")
+  else
+    target=(--direct --data-dir "$DATA" --server "127.0.0.1:$QUIC_PORT")
+  fi
+  taskset -c "$LOADGEN_CORE" "$LOADGEN_BIN" "${target[@]}" --bots "$BOTS" --ramp "$RAMP" \
+    --duration "${duration}s" --quiet --json "$OUT/report-$BOTS.json" ${LOADGEN_FLAGS:-} \
+    >"$OUT/loadgen-$BOTS.log" 2>&1 &
+  LG=$!
+  # API mode signs every bot in before its clock starts: wait for the joins.
+  for _ in $(seq 600); do
+    players=$(curl -fsS "$HTTP/metrics" 2>/dev/null | awk '/^trespasser_players /{print $2}')
+    [ "${players:-0}" -ge 1 ] 2>/dev/null && break
+    sleep 0.5
+  done
+  sleep "$((ramp_s + SETTLE))"
+  c0=$(cpu_ticks $NODE); u0=$(udp_out); t0=$(date +%s.%N)
+  p0=$(curl -fsS "$HTTP/metrics" | awk '/^trespasser_players /{print $2}')
+  sleep "$WINDOW"
+  c1=$(cpu_ticks $NODE); u1=$(udp_out); t1=$(date +%s.%N)
+  p1=$(curl -fsS "$HTTP/metrics" | awk '/^trespasser_players /{print $2}')
+  rss=$(rss_kib $NODE)
+  wait $LG || true
+  kill $NODE 2>/dev/null || true
+  wait $NODE 2>/dev/null || true
+  python3 - "$BOTS" "$c0" "$c1" "$t0" "$t1" "$p0" "$p1" "$rss" "$u0" "$u1" "$OUT/report-$BOTS.json" <<'PY'
+import json, sys
+bots, c0, c1, t0, t1, p0, p1, rss, u0, u1, path = sys.argv[1:]
+secs = float(t1) - float(t0)
+players = (float(p0) + float(p1)) / 2
+cpu = (float(c1) - float(c0)) / 100.0
+ps = players * secs
+try:
+    r = json.load(open(path))
+except Exception:
+    r = {}
+row = {
+    "bots": int(bots),
+    "players": players,
+    "window_s": round(secs, 1),
+    "node_cpu_us_per_player_s": round(cpu / ps * 1e6, 1) if ps else None,
+    "node_cpu_cores": round(cpu / secs, 3),
+    "node_rss_kib_per_player": round(float(rss) / players, 1) if players else None,
+    "udp_packets_per_player_s": round((float(u1) - float(u0)) / ps, 1) if ps else None,
+    "snapshots_per_sec": r.get("snapshots_per_sec"),
+    "rtt_ms": r.get("rtt_ms"),
+    "join_ms": r.get("join_ms"),
+    "errors": r.get("errors"),
+    "bandwidth": r.get("bandwidth"),
+    "loadgen": r.get("loadgen"),
+}
+print(json.dumps(row))
+PY
+  trap - EXIT
+done
+echo "reports in $OUT" >&2
