@@ -7,9 +7,7 @@
 //! counting global allocator) and printed, since these paths are meant not to
 //! allocate in steady state.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use protocol::codec;
@@ -19,43 +17,21 @@ use protocol::datagram::{
 };
 use protocol::delta::{self, Rebuilder};
 
-/// Counts allocation calls (not bytes); a relaxed increment per call.
-struct Counting;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: every call is forwarded to `System` unchanged; the counter only
-// observes that a call happened.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
 /// Prints the allocation calls per run of `f` (averaged over 1,000 runs
 /// after one warm-up run).
 fn report_allocs(name: &str, mut f: impl FnMut()) {
     f();
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = counting_alloc::allocations();
     for _ in 0..1_000 {
         f();
     }
-    let per_run = (ALLOCS.load(Ordering::Relaxed) - before) as f64 / 1_000.0;
+    let per_run = (counting_alloc::allocations() - before) as f64 / 1_000.0;
     eprintln!("allocations per call: {name}: {per_run}");
 }
 

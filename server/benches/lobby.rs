@@ -13,10 +13,8 @@
 //! Before measuring, each scenario's heap allocations per tick are counted
 //! (by a counting global allocator) and printed.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -26,33 +24,11 @@ use protocol::map::Map;
 use server::lobby::core::{ChatConfig, Joiner, LobbyConfig, LobbyCore};
 use server::sim::SimConfig;
 
-/// Counts allocation calls (not bytes); a relaxed increment per call.
-struct Counting;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: every call is forwarded to `System` unchanged; the counter only
-// observes that a call happened.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+#[path = "../../protocol/benches/support/counting_alloc.rs"]
+mod counting_alloc;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
 const TICK_RATE: u16 = 20;
 const TICK_MS: u64 = 1_000 / TICK_RATE as u64;
@@ -189,11 +165,11 @@ fn report_allocs(name: &str, bench: &mut Bench, mut f: impl FnMut(&mut Bench)) {
     const RUNS: u64 = 1_000;
     let kills = |b: &Bench| (0..b.bots.players).filter_map(|id| b.core.world().score(id)).map(|s| s.kills).sum::<u16>();
     let kills_before = kills(bench);
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = counting_alloc::allocations();
     for _ in 0..RUNS {
         f(bench);
     }
-    let per_run = (ALLOCS.load(Ordering::Relaxed) - before) as f64 / RUNS as f64;
+    let per_run = (counting_alloc::allocations() - before) as f64 / RUNS as f64;
     let c = bench.core.take_counters();
     eprintln!(
         "allocations per call: {name}: {per_run:.2} (over {RUNS} calls: {} delta / {} full snapshots, {} inputs applied, {} repeated, {} late, {} kills)",
