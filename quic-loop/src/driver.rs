@@ -1,0 +1,757 @@
+//! The loop: one UDP socket, one `quinn_proto::Endpoint`, every connection
+//! of that endpoint, their timers, and the flush of what applications
+//! queued. It runs as one task; applications reach it through
+//! [`LoopHandle`] and [`Conn`].
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use quinn_proto::{
+    ClientConfig, ConnectionError, ConnectionHandle, DatagramEvent, Dir, Endpoint, EndpointConfig, Event, ServerConfig,
+    StreamEvent, StreamId, VarInt,
+};
+use tokio::sync::{Notify, mpsc};
+
+use crate::conn::{Conn, ConnEvent, ConnShared, ConnState};
+use crate::socket::Socket;
+use crate::timers::Timers;
+
+/// Bytes reserved at a time for received packets: each packet is copied out
+/// of the socket buffer into this arena and split off, so a packet costs no
+/// allocation of its own.
+const RECV_ARENA: usize = 64 * 1024;
+/// Most socket batches handled before the loop looks at its other work.
+const RECV_BATCHES_PER_ROUND: usize = 8;
+/// Most datagrams a connection holds for its application (oldest dropped).
+const DEFAULT_INBOX: usize = 32;
+
+static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
+
+/// What to do with a new connection attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    Accept,
+    /// Answer with a refusal (CONNECTION_REFUSED).
+    Refuse,
+    /// Drop silently (answering a flood would amplify it).
+    Ignore,
+}
+
+type AdmitFn = Box<dyn FnMut(SocketAddr) -> Admit + Send>;
+
+pub struct DriverConfig {
+    pub addr: SocketAddr,
+    /// None for a client-only endpoint.
+    pub server: Option<Arc<ServerConfig>>,
+    pub endpoint: Arc<EndpointConfig>,
+    /// Kernel socket buffer size, both directions.
+    pub udp_buffer_bytes: usize,
+    /// Share the port with other drivers (SO_REUSEPORT).
+    pub reuse_port: bool,
+    /// Datagrams a connection keeps for its application before dropping the
+    /// oldest.
+    pub inbox_datagrams: usize,
+}
+
+impl DriverConfig {
+    pub fn new(addr: SocketAddr, server: Option<Arc<ServerConfig>>) -> DriverConfig {
+        DriverConfig {
+            addr,
+            server,
+            endpoint: Arc::new(EndpointConfig::default()),
+            udp_buffer_bytes: 4 * 1024 * 1024,
+            reuse_port: false,
+            inbox_datagrams: DEFAULT_INBOX,
+        }
+    }
+}
+
+/// Counters of the loop's work, for metrics and reports.
+#[derive(Debug, Default)]
+pub struct DriverStats {
+    pub packets_in: AtomicU64,
+    pub packets_out: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    /// Packets dropped because the kernel's send buffer was full.
+    pub send_drops: AtomicU64,
+    /// Socket receive calls (each may carry a batch).
+    pub recv_calls: AtomicU64,
+    /// Times the loop woke up.
+    pub wakeups: AtomicU64,
+}
+
+pub(crate) struct LoopShared {
+    dirty: Mutex<Vec<usize>>,
+    wake: Notify,
+    connects: Mutex<Vec<(ClientConfig, String, Arc<ConnShared>)>>,
+    close_all: Mutex<Option<(VarInt, Bytes)>>,
+    live: AtomicUsize,
+    idle: Notify,
+    stop: Notify,
+    local_addr: SocketAddr,
+    pub(crate) stats: DriverStats,
+}
+
+impl LoopShared {
+    pub(crate) fn mark_dirty(&self, key: usize) {
+        let first = {
+            let mut dirty = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
+            dirty.push(key);
+            dirty.len() == 1
+        };
+        // One wake-up per batch: later marks find the loop already woken.
+        if first {
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// A handle to a running loop, usable from any thread.
+#[derive(Clone)]
+pub struct LoopHandle {
+    shared: Arc<LoopShared>,
+}
+
+impl LoopHandle {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// Starts a connection to `remote`; the handshake runs in the loop
+    /// (await [`Conn::established`]).
+    pub fn connect(&self, config: ClientConfig, remote: SocketAddr, server_name: &str) -> Conn {
+        let shared = Arc::new(ConnShared {
+            id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),
+            remote,
+            state: Mutex::new(ConnState { in_datagram_limit: DEFAULT_INBOX, ..ConnState::default() }),
+            app: Notify::new(),
+            lp: self.shared.clone(),
+        });
+        self.shared.connects.lock().unwrap_or_else(|e| e.into_inner()).push((
+            config,
+            server_name.to_string(),
+            shared.clone(),
+        ));
+        self.shared.wake.notify_one();
+        Conn { shared }
+    }
+
+    /// Closes every connection and refuses new ones.
+    pub fn close(&self, code: u32, reason: &[u8]) {
+        *self.shared.close_all.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((VarInt::from_u32(code), Bytes::copy_from_slice(reason)));
+        self.shared.wake.notify_one();
+    }
+
+    /// Waits until no connection is left (their close frames have gone).
+    pub async fn wait_idle(&self) {
+        loop {
+            let idle = self.shared.idle.notified();
+            if self.shared.live.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+
+    /// Connections in the loop, closing ones included.
+    pub fn connections(&self) -> usize {
+        self.shared.live.load(Ordering::Relaxed)
+    }
+
+    /// Stops the loop at once (connections vanish without a close frame;
+    /// call [`LoopHandle::close`] and [`LoopHandle::wait_idle`] first).
+    pub fn stop(&self) {
+        self.shared.stop.notify_one();
+    }
+
+    pub fn stats(&self) -> &DriverStats {
+        &self.shared.stats
+    }
+}
+
+struct Entry {
+    conn: quinn_proto::Connection,
+    shared: Arc<ConnShared>,
+    control: Option<StreamId>,
+    /// Control bytes the stream has not taken yet (flow control).
+    control_out: std::collections::VecDeque<Bytes>,
+    finish_pending: bool,
+    finished: bool,
+    timer: Option<Instant>,
+    touched: bool,
+    closed: bool,
+}
+
+/// The loop. Create it on the runtime that will run it, then `run` it.
+pub struct Driver {
+    endpoint: Endpoint,
+    socket: Socket,
+    entries: Vec<Option<Entry>>,
+    timers: Timers,
+    shared: Arc<LoopShared>,
+    server_config: Option<Arc<ServerConfig>>,
+    admit: AdmitFn,
+    accepted: Option<mpsc::UnboundedSender<Conn>>,
+    touched: Vec<usize>,
+    events: Vec<(SocketAddr, Option<DatagramEvent>, Vec<u8>)>,
+    arena: BytesMut,
+    response: Vec<u8>,
+    send_buf: Vec<u8>,
+    inbox: usize,
+    closing: bool,
+}
+
+impl Driver {
+    /// Binds the socket. `accepted` receives each connection a server
+    /// endpoint accepts (None for clients); `admit` decides on each attempt.
+    pub fn bind(
+        config: DriverConfig,
+        admit: Option<AdmitFn>,
+        accepted: Option<mpsc::UnboundedSender<Conn>>,
+    ) -> std::io::Result<Driver> {
+        let socket = Socket::bind(config.addr, config.udp_buffer_bytes, config.reuse_port)?;
+        let local_addr = socket.local_addr()?;
+        let endpoint = Endpoint::new(config.endpoint.clone(), config.server.clone(), true, None);
+        let shared = Arc::new(LoopShared {
+            dirty: Mutex::new(Vec::new()),
+            wake: Notify::new(),
+            connects: Mutex::new(Vec::new()),
+            close_all: Mutex::new(None),
+            live: AtomicUsize::new(0),
+            idle: Notify::new(),
+            stop: Notify::new(),
+            local_addr,
+            stats: DriverStats::default(),
+        });
+        Ok(Driver {
+            endpoint,
+            socket,
+            entries: Vec::new(),
+            timers: Timers::default(),
+            shared,
+            server_config: config.server,
+            admit: admit.unwrap_or_else(|| Box::new(|_| Admit::Accept)),
+            accepted,
+            touched: Vec::new(),
+            events: Vec::new(),
+            arena: BytesMut::new(),
+            response: Vec::new(),
+            send_buf: Vec::new(),
+            inbox: config.inbox_datagrams.max(1),
+            closing: false,
+        })
+    }
+
+    pub fn handle(&self) -> LoopHandle {
+        LoopHandle { shared: self.shared.clone() }
+    }
+
+    /// Runs until [`LoopHandle::stop`] or a socket error.
+    pub async fn run(mut self) -> std::io::Result<()> {
+        let shared = self.shared.clone();
+        let sleep = tokio::time::sleep(Duration::from_secs(3600));
+        tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
+        loop {
+            let deadline = self.timers.next_deadline();
+            if deadline != armed {
+                armed = deadline;
+                let at = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+                sleep.as_mut().reset(at.into());
+            }
+            tokio::select! {
+                biased;
+                _ = shared.stop.notified() => return Ok(()),
+                r = self.socket.readable() => {
+                    r?;
+                    self.receive(Instant::now())?;
+                }
+                _ = shared.wake.notified() => {}
+                _ = &mut sleep, if armed.is_some() => {
+                    armed = None;
+                }
+            }
+            shared.stats.wakeups.fetch_add(1, Ordering::Relaxed);
+            let now = Instant::now();
+            self.take_requests(now);
+            while let Some(key) = self.timers.pop_expired(now) {
+                if let Some(e) = self.entries.get_mut(key).and_then(Option::as_mut) {
+                    e.timer = None;
+                    e.conn.handle_timeout(now);
+                }
+                self.touch(key);
+            }
+            self.process_touched(now);
+        }
+    }
+
+    fn touch(&mut self, key: usize) {
+        if let Some(e) = self.entries.get_mut(key).and_then(Option::as_mut) {
+            if !e.touched {
+                e.touched = true;
+                self.touched.push(key);
+            }
+        }
+    }
+
+    /// Applications' requests: new client connections, a close of
+    /// everything, and connections with queued work.
+    fn take_requests(&mut self, now: Instant) {
+        let connects = std::mem::take(&mut *self.shared.connects.lock().unwrap_or_else(|e| e.into_inner()));
+        for (config, name, conn) in connects {
+            self.start_connect(now, config, &name, conn);
+        }
+        let close_all = self.shared.close_all.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some((code, reason)) = close_all {
+            self.closing = true;
+            for key in 0..self.entries.len() {
+                if let Some(e) = self.entries[key].as_mut() {
+                    e.conn.close(now, code, reason.clone());
+                    mark_closed(e, ConnectionError::LocallyClosed);
+                    self.touch(key);
+                }
+            }
+        }
+        let dirty = std::mem::take(&mut *self.shared.dirty.lock().unwrap_or_else(|e| e.into_inner()));
+        for key in dirty {
+            self.touch(key);
+        }
+    }
+
+    fn start_connect(&mut self, now: Instant, config: ClientConfig, name: &str, shared: Arc<ConnShared>) {
+        match self.endpoint.connect(now, config, shared.remote, name) {
+            Ok((ch, conn)) => self.insert(ch, conn, shared),
+            Err(e) => {
+                let mut st = shared.lock();
+                st.closed = Some(ConnectionError::TransportError(quinn_proto::TransportError {
+                    code: quinn_proto::TransportErrorCode::INTERNAL_ERROR,
+                    frame: None,
+                    reason: format!("connect: {e}"),
+                }));
+                drop(st);
+                shared.app.notify_waiters();
+            }
+        }
+    }
+
+    fn insert(&mut self, ch: ConnectionHandle, conn: quinn_proto::Connection, shared: Arc<ConnShared>) {
+        let key = ch.0;
+        if self.entries.len() <= key {
+            self.entries.resize_with(key + 1, || None);
+        }
+        {
+            let mut st = shared.lock();
+            st.key = Some(key);
+            st.in_datagram_limit = self.inbox;
+            // Work queued before the loop knew the connection.
+            st.dirty = false;
+        }
+        self.entries[key] = Some(Entry {
+            conn,
+            shared,
+            control: None,
+            control_out: Default::default(),
+            finish_pending: false,
+            finished: false,
+            timer: None,
+            touched: false,
+            closed: false,
+        });
+        self.shared.live.fetch_add(1, Ordering::AcqRel);
+        self.touch(key);
+    }
+
+    fn receive(&mut self, now: Instant) -> std::io::Result<()> {
+        for _ in 0..RECV_BATCHES_PER_ROUND {
+            let Driver { socket, endpoint, arena, response, events, shared, .. } = self;
+            let more = socket.recv_batch(|meta, datagram| {
+                shared.stats.bytes_in.fetch_add(datagram.len() as u64, Ordering::Relaxed);
+                if arena.capacity() < datagram.len() {
+                    arena.reserve(RECV_ARENA.max(datagram.len()));
+                }
+                arena.extend_from_slice(datagram);
+                let data = arena.split();
+                response.clear();
+                let ev = endpoint.handle(now, meta.addr, meta.dst_ip, meta.ecn.map(ecn), data, response);
+                events.push((meta.addr, ev, std::mem::take(response)));
+            })?;
+            self.shared.stats.recv_calls.fetch_add(1, Ordering::Relaxed);
+            let mut events = std::mem::take(&mut self.events);
+            self.shared.stats.packets_in.fetch_add(events.len() as u64, Ordering::Relaxed);
+            for (addr, ev, resp) in events.drain(..) {
+                self.datagram_event(now, addr, ev, resp);
+            }
+            self.events = events;
+            if !more {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn datagram_event(&mut self, now: Instant, addr: SocketAddr, ev: Option<DatagramEvent>, mut resp: Vec<u8>) {
+        match ev {
+            None => {}
+            Some(DatagramEvent::ConnectionEvent(ch, event)) => {
+                if let Some(e) = self.entries.get_mut(ch.0).and_then(Option::as_mut) {
+                    e.conn.handle_event(event);
+                    self.touch(ch.0);
+                }
+            }
+            Some(DatagramEvent::Response(t)) => self.send_response(&t, &resp),
+            Some(DatagramEvent::NewConnection(incoming)) => {
+                let decision = if self.closing || self.accepted.is_none() { Admit::Refuse } else { (self.admit)(addr) };
+                match decision {
+                    Admit::Ignore => self.endpoint.ignore(incoming),
+                    Admit::Refuse => {
+                        resp.clear();
+                        let t = self.endpoint.refuse(incoming, &mut resp);
+                        self.send_response(&t, &resp);
+                    }
+                    Admit::Accept => {
+                        resp.clear();
+                        match self.endpoint.accept(incoming, now, &mut resp, self.server_config.clone()) {
+                            Ok((ch, conn)) => {
+                                let shared = Arc::new(ConnShared {
+                                    id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),
+                                    remote: conn.remote_address(),
+                                    state: Mutex::new(ConnState::default()),
+                                    app: Notify::new(),
+                                    lp: self.shared.clone(),
+                                });
+                                self.insert(ch, conn, shared.clone());
+                                if let Some(tx) = &self.accepted {
+                                    let _ = tx.send(Conn { shared });
+                                }
+                            }
+                            Err(e) => {
+                                if let Some(t) = e.response {
+                                    self.send_response(&t, &resp);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn send_response(&self, t: &quinn_proto::Transmit, buf: &[u8]) {
+        let transmit = udp_transmit(t, &buf[..t.size]);
+        if self.socket.send(&transmit) {
+            self.shared.stats.packets_out.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.shared.stats.send_drops.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn process_touched(&mut self, now: Instant) {
+        // Processing may touch connections again (endpoint events); loop
+        // until nothing is left.
+        while !self.touched.is_empty() {
+            let keys = std::mem::take(&mut self.touched);
+            for key in &keys {
+                self.process(*key, now);
+            }
+            let mut keys = keys;
+            keys.clear();
+            if self.touched.is_empty() {
+                self.touched = keys;
+            }
+        }
+    }
+
+    /// Everything one connection needs after an event: the application's
+    /// queued work in, protocol events out, packets sent, timer re-armed.
+    fn process(&mut self, key: usize, now: Instant) {
+        let max_segments = self.socket.max_gso_segments();
+        let Some(e) = self.entries.get_mut(key).and_then(Option::as_mut) else { return };
+        e.touched = false;
+        let mut woke = apply_requests(e, now);
+        // Protocol events for the endpoint, and back.
+        while let Some(ev) = e.conn.poll_endpoint_events() {
+            if let Some(back) = self.endpoint.handle_event(ConnectionHandle(key), ev) {
+                e.conn.handle_event(back);
+            }
+        }
+        while let Some(ev) = e.conn.poll() {
+            woke |= app_event(e, ev);
+        }
+        // Reading may have freed flow-control credit; sends carry it.
+        loop {
+            self.send_buf.clear();
+            let Some(t) = e.conn.poll_transmit(now, max_segments, &mut self.send_buf) else { break };
+            let transmit = udp_transmit(&t, &self.send_buf[..t.size]);
+            let packets = t.segment_size.map_or(1, |s| t.size.div_ceil(s)) as u64;
+            if self.socket.send(&transmit) {
+                self.shared.stats.packets_out.fetch_add(packets, Ordering::Relaxed);
+                self.shared.stats.bytes_out.fetch_add(t.size as u64, Ordering::Relaxed);
+            } else {
+                self.shared.stats.send_drops.fetch_add(packets, Ordering::Relaxed);
+            }
+        }
+        let mut again = false;
+        while let Some(ev) = e.conn.poll_endpoint_events() {
+            if let Some(back) = self.endpoint.handle_event(ConnectionHandle(key), ev) {
+                e.conn.handle_event(back);
+                again = true;
+            }
+        }
+        if again {
+            e.touched = true;
+            self.touched.push(key);
+        }
+        let timer = e.conn.poll_timeout();
+        self.timers.update(key, e.timer, timer);
+        e.timer = timer;
+        {
+            let max = e.conn.datagrams().max_size();
+            let mut st = e.shared.lock();
+            st.max_datagram = max;
+        }
+        if woke {
+            e.shared.app.notify_waiters();
+        }
+        if e.conn.is_drained() {
+            if !e.closed {
+                mark_closed(e, ConnectionError::TimedOut);
+            }
+            let e = self.entries[key].take().expect("present");
+            self.timers.update(key, e.timer, None);
+            {
+                let mut st = e.shared.lock();
+                st.key = None;
+            }
+            e.shared.app.notify_waiters();
+            if self.shared.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+                self.shared.idle.notify_waiters();
+            }
+        }
+    }
+}
+
+fn ecn(e: quinn_udp::EcnCodepoint) -> quinn_proto::EcnCodepoint {
+    match e {
+        quinn_udp::EcnCodepoint::Ect0 => quinn_proto::EcnCodepoint::Ect0,
+        quinn_udp::EcnCodepoint::Ect1 => quinn_proto::EcnCodepoint::Ect1,
+        quinn_udp::EcnCodepoint::Ce => quinn_proto::EcnCodepoint::Ce,
+    }
+}
+
+fn udp_transmit<'a>(t: &quinn_proto::Transmit, contents: &'a [u8]) -> quinn_udp::Transmit<'a> {
+    quinn_udp::Transmit {
+        destination: t.destination,
+        ecn: t.ecn.and_then(|e| quinn_udp::EcnCodepoint::from_bits(e as u8)),
+        contents,
+        segment_size: t.segment_size,
+        src_ip: t.src_ip,
+    }
+}
+
+/// Records the close for the application (once).
+fn mark_closed(e: &mut Entry, reason: ConnectionError) {
+    if e.closed {
+        return;
+    }
+    e.closed = true;
+    let mut st = e.shared.lock();
+    if st.closed.is_none() {
+        st.closed = Some(reason);
+    }
+    st.out_datagrams.clear();
+    st.out_control.clear();
+    drop(st);
+    e.shared.app.notify_waiters();
+}
+
+/// Moves what the application queued into the connection. Returns whether
+/// the application should wake (control bytes it made room for).
+fn apply_requests(e: &mut Entry, now: Instant) -> bool {
+    let (datagrams, control, finish, close) = {
+        let mut st = e.shared.lock();
+        st.dirty = false;
+        let throttled = st.control_throttled && st.control_room();
+        if throttled {
+            st.control_throttled = false;
+        }
+        (std::mem::take(&mut st.out_datagrams), std::mem::take(&mut st.out_control), st.finish_control, st.close.take())
+    };
+    if e.closed {
+        return false;
+    }
+    for d in datagrams {
+        // Oldest first out when the send buffer is full: stale state is
+        // worth less than fresh.
+        let _ = e.conn.datagrams().send(d, true);
+    }
+    if !control.is_empty() || finish {
+        e.control_out.extend(control);
+        e.finish_pending |= finish;
+        open_client_stream(e);
+        flush_control(e);
+    }
+    // The application may have made room for more control bytes.
+    let woke = read_control(e);
+    if let Some((code, reason)) = close {
+        e.conn.close(now, code, reason);
+        mark_closed(e, ConnectionError::LocallyClosed);
+    }
+    woke
+}
+
+/// The client opens the control stream with its first bytes (once the
+/// server's stream limit is known).
+fn open_client_stream(e: &mut Entry) {
+    if e.control.is_none() && e.conn.side().is_client() && (!e.control_out.is_empty() || e.finish_pending) {
+        e.control = e.conn.streams().open(Dir::Bi);
+    }
+}
+
+fn flush_control(e: &mut Entry) {
+    let Some(id) = e.control else { return };
+    while let Some(front) = e.control_out.front_mut() {
+        match e.conn.send_stream(id).write(front) {
+            Ok(n) if n == front.len() => {
+                e.control_out.pop_front();
+            }
+            Ok(n) => {
+                let _ = front.split_to(n);
+                return;
+            }
+            Err(quinn_proto::WriteError::Blocked) => return,
+            Err(_) => {
+                e.control_out.clear();
+                return;
+            }
+        }
+    }
+    if e.finish_pending && !e.finished {
+        e.finished = true;
+        let _ = e.conn.send_stream(id).finish();
+    }
+}
+
+/// Reads the control stream into the application's queue while it has
+/// room. Returns whether the application should wake.
+fn read_control(e: &mut Entry) -> bool {
+    let Some(id) = e.control else { return false };
+    let mut st = e.shared.lock();
+    if st.control_end.is_some() {
+        return false;
+    }
+    if !st.control_room() {
+        st.control_throttled = true;
+        return false;
+    }
+    let mut recv = e.conn.recv_stream(id);
+    let Ok(mut chunks) = recv.read(true) else { return false };
+    let mut woke = false;
+    loop {
+        if !st.control_room() {
+            st.control_throttled = true;
+            break;
+        }
+        match chunks.next(usize::MAX) {
+            Ok(Some(chunk)) => {
+                st.in_control_bytes += chunk.bytes.len();
+                st.in_control.push_back(chunk.bytes);
+                woke = true;
+            }
+            Ok(None) => {
+                st.control_end = Some(ConnEvent::ControlFinished);
+                woke = true;
+                break;
+            }
+            Err(quinn_proto::ReadError::Blocked) => break,
+            Err(quinn_proto::ReadError::Reset(code)) => {
+                st.control_end = Some(ConnEvent::ControlReset(code.into_inner()));
+                woke = true;
+                break;
+            }
+        }
+    }
+    drop(st);
+    let _ = chunks.finalize();
+    woke
+}
+
+/// Handles one protocol event; returns whether the application should wake.
+fn app_event(e: &mut Entry, ev: Event) -> bool {
+    match ev {
+        Event::HandshakeDataReady => false,
+        Event::Connected => {
+            let max = e.conn.datagrams().max_size();
+            let mut st = e.shared.lock();
+            st.established = true;
+            st.max_datagram = max;
+            drop(st);
+            open_client_stream(e);
+            flush_control(e);
+            true
+        }
+        Event::Stream(StreamEvent::Available { dir: Dir::Bi }) => {
+            open_client_stream(e);
+            flush_control(e);
+            false
+        }
+        Event::ConnectionLost { reason } => {
+            mark_closed(e, reason);
+            true
+        }
+        Event::Stream(StreamEvent::Opened { dir: Dir::Bi }) => {
+            while let Some(id) = e.conn.streams().accept(Dir::Bi) {
+                if e.control.is_none() {
+                    e.control = Some(id);
+                    flush_control(e);
+                } else {
+                    // One control stream per connection.
+                    let _ = e.conn.recv_stream(id).stop(VarInt::from_u32(0));
+                }
+            }
+            read_control(e)
+        }
+        Event::Stream(StreamEvent::Opened { dir: Dir::Uni }) => {
+            while let Some(id) = e.conn.streams().accept(Dir::Uni) {
+                let _ = e.conn.recv_stream(id).stop(VarInt::from_u32(0));
+            }
+            false
+        }
+        Event::Stream(StreamEvent::Readable { id }) if Some(id) == e.control => read_control(e),
+        Event::Stream(StreamEvent::Writable { id }) if Some(id) == e.control => {
+            flush_control(e);
+            false
+        }
+        Event::Stream(StreamEvent::Finished { id }) if Some(id) == e.control => {
+            let mut st = e.shared.lock();
+            if st.out_control.is_empty() && e.control_out.is_empty() {
+                st.control_acked = true;
+            }
+            true
+        }
+        Event::Stream(StreamEvent::Stopped { id, .. }) if Some(id) == e.control => {
+            e.control_out.clear();
+            e.shared.lock().control_acked = true;
+            true
+        }
+        Event::Stream(_) => false,
+        Event::DatagramReceived => {
+            let mut st = e.shared.lock();
+            let mut got = false;
+            while let Some(d) = e.conn.datagrams().recv() {
+                if st.in_datagrams.len() >= st.in_datagram_limit.max(1) {
+                    st.in_datagrams.pop_front();
+                    st.datagrams_dropped += 1;
+                }
+                st.in_datagrams.push_back(d);
+                got = true;
+            }
+            got && st.wake_on_datagrams
+        }
+        Event::DatagramsUnblocked => false,
+    }
+}

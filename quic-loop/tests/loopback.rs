@@ -1,0 +1,271 @@
+//! Real sockets on loopback: quic-loop servers against quic-loop clients and
+//! against stock quinn clients.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use quic_loop::{
+    Admit, ClientConfig, Conn, ConnEvent, ConnectionError, Driver, DriverConfig, LoopHandle, ServerConfig,
+};
+use tokio::sync::mpsc;
+
+const ALPN: &[u8] = b"quic-loop-test";
+const WAIT: Duration = Duration::from_secs(10);
+
+fn tls_pair() -> (ServerConfig, ClientConfig, quinn::ClientConfig) {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+    let der = cert.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![der.clone()], key)
+        .unwrap();
+    server.alpn_protocols = vec![ALPN.to_vec()];
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_concurrent_bidi_streams(1u8.into()).max_concurrent_uni_streams(0u8.into());
+    let mut server_cfg =
+        ServerConfig::with_crypto(Arc::new(quinn::crypto::rustls::QuicServerConfig::try_from(server).unwrap()));
+    server_cfg.transport_config(Arc::new(transport));
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(der).unwrap();
+    let mut client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    client.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = Arc::new(quinn::crypto::rustls::QuicClientConfig::try_from(client).unwrap());
+    (server_cfg, ClientConfig::new(crypto.clone()), quinn::ClientConfig::new(crypto))
+}
+
+fn loopback() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+/// A server loop whose connections echo control bytes and datagrams.
+fn echo_server(server: ServerConfig, admit: Option<Box<dyn FnMut(SocketAddr) -> Admit + Send>>) -> LoopHandle {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Conn>();
+    let driver = Driver::bind(DriverConfig::new(loopback(), Some(Arc::new(server))), admit, Some(tx)).unwrap();
+    let handle = driver.handle();
+    tokio::spawn(driver.run());
+    tokio::spawn(async move {
+        while let Some(conn) = rx.recv().await {
+            tokio::spawn(echo(conn));
+        }
+    });
+    handle
+}
+
+async fn echo(conn: Conn) {
+    conn.wake_on_datagrams(true);
+    let mut inbox = Vec::new();
+    loop {
+        match conn.next_event().await {
+            ConnEvent::Control(bytes) => conn.send_control(bytes),
+            ConnEvent::ControlFinished => conn.finish_control(),
+            ConnEvent::Datagrams => {
+                conn.recv_datagrams(&mut inbox, 64);
+                for d in inbox.drain(..) {
+                    let _ = conn.send_datagram(d);
+                }
+            }
+            ConnEvent::Closed(_) => return,
+            ConnEvent::Established | ConnEvent::ControlReset(_) => {}
+        }
+    }
+}
+
+fn client_loop() -> LoopHandle {
+    let driver = Driver::bind(DriverConfig::new(loopback(), None), None, None).unwrap();
+    let handle = driver.handle();
+    tokio::spawn(driver.run());
+    handle
+}
+
+/// Reads control bytes until `len` arrived (or the stream ended).
+async fn read_control(conn: &Conn, len: usize) -> (Vec<u8>, bool) {
+    let mut got = Vec::new();
+    let mut finished = false;
+    while got.len() < len || !finished {
+        match tokio::time::timeout(WAIT, conn.next_event()).await.expect("control bytes in time") {
+            ConnEvent::Control(b) => got.extend_from_slice(&b),
+            ConnEvent::ControlFinished => finished = true,
+            ConnEvent::Closed(e) => panic!("closed while reading: {e}"),
+            _ => {}
+        }
+        if got.len() >= len && !finished && len > 0 {
+            // Not waiting for a finish the caller did not ask for.
+            break;
+        }
+    }
+    (got, finished)
+}
+
+async fn datagram_echo(conn: &Conn, payload: &'static [u8]) {
+    conn.wake_on_datagrams(true);
+    let mut inbox = Vec::new();
+    // Datagrams may be lost; resend until one comes back.
+    for _ in 0..50 {
+        conn.send_datagram(Bytes::from_static(payload)).unwrap();
+        let got = tokio::time::timeout(Duration::from_millis(200), async {
+            loop {
+                if let ConnEvent::Datagrams = conn.next_event().await {
+                    conn.recv_datagrams(&mut inbox, 16);
+                    return;
+                }
+            }
+        })
+        .await;
+        if got.is_ok() {
+            assert_eq!(&inbox[0][..], payload);
+            return;
+        }
+    }
+    panic!("no datagram came back");
+}
+
+#[tokio::test]
+async fn control_bytes_and_datagrams_round_trip_between_two_loops() {
+    let (server, client_cfg, _) = tls_pair();
+    let server = echo_server(server, None);
+    let client = client_loop();
+    let conn = client.connect(client_cfg, server.local_addr(), "localhost");
+    tokio::time::timeout(WAIT, conn.established()).await.unwrap().unwrap();
+    assert!(conn.max_datagram_size().unwrap() >= 1000);
+
+    conn.send_control(Bytes::from_static(b"hello "));
+    conn.send_control(Bytes::from_static(b"world"));
+    let (got, _) = read_control(&conn, 11).await;
+    assert_eq!(got, b"hello world");
+
+    datagram_echo(&conn, b"input").await;
+
+    // Finishing the stream comes back as a finish from the echo.
+    conn.finish_control();
+    let (_, finished) = read_control(&conn, 0).await;
+    assert!(finished);
+    tokio::time::timeout(WAIT, conn.control_flushed()).await.expect("the finish is acknowledged");
+    assert!(server.stats().packets_in.load(std::sync::atomic::Ordering::Relaxed) > 0);
+}
+
+#[tokio::test]
+async fn a_large_control_transfer_survives_flow_control_and_a_slow_reader() {
+    let (server, client_cfg, _) = tls_pair();
+    let server = echo_server(server, None);
+    let client = client_loop();
+    let conn = client.connect(client_cfg, server.local_addr(), "localhost");
+    conn.established().await.unwrap();
+    let payload: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
+    for chunk in payload.chunks(7_000) {
+        conn.send_control(Bytes::copy_from_slice(chunk));
+    }
+    // Let the echo fill our inbound buffer before reading anything.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (got, _) = read_control(&conn, payload.len()).await;
+    assert_eq!(got.len(), payload.len());
+    assert!(got == payload, "bytes arrive in order and intact");
+}
+
+#[tokio::test]
+async fn closes_reach_the_peer_with_their_code_and_reason() {
+    let (server_cfg, client_cfg, _) = tls_pair();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Conn>();
+    let driver = Driver::bind(DriverConfig::new(loopback(), Some(Arc::new(server_cfg))), None, Some(tx)).unwrap();
+    let server = driver.handle();
+    tokio::spawn(driver.run());
+    let client = client_loop();
+    let conn = client.connect(client_cfg, server.local_addr(), "localhost");
+    conn.established().await.unwrap();
+    let accepted = rx.recv().await.unwrap();
+    assert_eq!(accepted.remote_address(), client.local_addr());
+
+    conn.close(7, b"bye");
+    assert!(matches!(conn.close_reason(), None | Some(ConnectionError::LocallyClosed)));
+    let reason = tokio::time::timeout(WAIT, accepted.closed()).await.unwrap();
+    match reason {
+        ConnectionError::ApplicationClosed(close) => {
+            assert_eq!(close.error_code.into_inner(), 7);
+            assert_eq!(&close.reason[..], b"bye");
+        }
+        other => panic!("unexpected close: {other:?}"),
+    }
+    assert!(accepted.send_datagram(Bytes::from_static(b"late")).is_err());
+    // Both loops forget the connection once it has drained.
+    tokio::time::timeout(WAIT, server.wait_idle()).await.unwrap();
+    tokio::time::timeout(WAIT, client.wait_idle()).await.unwrap();
+}
+
+#[tokio::test]
+async fn refused_attempts_fail_the_handshake() {
+    let (server, client_cfg, _) = tls_pair();
+    let server = echo_server(server, Some(Box::new(|_| Admit::Refuse)));
+    let client = client_loop();
+    let conn = client.connect(client_cfg, server.local_addr(), "localhost");
+    let err = tokio::time::timeout(WAIT, conn.established()).await.unwrap().unwrap_err();
+    assert!(matches!(err, ConnectionError::ConnectionClosed(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn two_hundred_connections_share_one_loop_and_close_all_drains_them() {
+    let (server, client_cfg, _) = tls_pair();
+    let server = echo_server(server, None);
+    let client = client_loop();
+    let mut conns = Vec::new();
+    for _ in 0..200 {
+        conns.push(client.connect(client_cfg.clone(), server.local_addr(), "localhost"));
+    }
+    let mut tasks = Vec::new();
+    for (i, conn) in conns.iter().cloned().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            conn.established().await.unwrap();
+            let msg = format!("conn {i}");
+            conn.send_control(Bytes::from(msg.clone()));
+            let (got, _) = read_control(&conn, msg.len()).await;
+            assert_eq!(got, msg.as_bytes());
+        }));
+    }
+    for t in tasks {
+        tokio::time::timeout(WAIT, t).await.unwrap().unwrap();
+    }
+    assert_eq!(server.connections(), 200);
+    server.close(0, b"shutting down");
+    tokio::time::timeout(WAIT, server.wait_idle()).await.unwrap();
+    for conn in &conns {
+        let reason = tokio::time::timeout(WAIT, conn.closed()).await.unwrap();
+        assert!(matches!(reason, ConnectionError::ApplicationClosed(_)), "{reason:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_stock_quinn_client_talks_to_a_loop_server() {
+    let (server, _, quinn_client) = tls_pair();
+    let server = echo_server(server, None);
+    let mut endpoint = quinn::Endpoint::client(loopback()).unwrap();
+    endpoint.set_default_client_config(quinn_client);
+    let conn = endpoint.connect(server.local_addr(), "localhost").unwrap().await.unwrap();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    send.write_all(b"over quinn").await.unwrap();
+    let mut buf = [0u8; 10];
+    tokio::time::timeout(WAIT, recv.read_exact(&mut buf)).await.unwrap().unwrap();
+    assert_eq!(&buf, b"over quinn");
+    let mut back = None;
+    for _ in 0..50 {
+        conn.send_datagram(Bytes::from_static(b"dgram")).unwrap();
+        if let Ok(Ok(d)) = tokio::time::timeout(Duration::from_millis(200), conn.read_datagram()).await {
+            back = Some(d);
+            break;
+        }
+    }
+    assert_eq!(&back.expect("an echoed datagram")[..], b"dgram");
+    send.finish().unwrap();
+    let rest = tokio::time::timeout(WAIT, recv.read_to_end(1024)).await.unwrap().unwrap();
+    assert!(rest.is_empty());
+    conn.close(0u32.into(), b"done");
+    tokio::time::timeout(WAIT, server.wait_idle()).await.unwrap();
+}
