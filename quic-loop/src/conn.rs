@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use bytes::Bytes;
 use quinn_proto::{ConnectionError, VarInt};
@@ -80,7 +81,8 @@ pub(crate) struct ConnState {
     // Driver → application.
     pub(crate) established: bool,
     pub(crate) established_seen: bool,
-    pub(crate) in_datagrams: VecDeque<Bytes>,
+    /// Received datagrams with the time the loop read them off the socket.
+    pub(crate) in_datagrams: VecDeque<(Instant, Bytes)>,
     pub(crate) in_datagram_limit: usize,
     pub(crate) datagrams_dropped: u64,
     pub(crate) wake_on_datagrams: bool,
@@ -158,6 +160,16 @@ impl Conn {
     pub fn recv_datagrams(&self, out: &mut Vec<Bytes>, max: usize) -> usize {
         let mut st = self.shared.lock();
         let n = st.in_datagrams.len().min(max);
+        out.extend(st.in_datagrams.drain(..n).map(|(_, d)| d));
+        n
+    }
+
+    /// Like [`Conn::recv_datagrams`], with the time each datagram was read
+    /// off the socket (for round-trip measurements that must not depend on
+    /// when the application looked).
+    pub fn recv_datagrams_at(&self, out: &mut Vec<(Instant, Bytes)>, max: usize) -> usize {
+        let mut st = self.shared.lock();
+        let n = st.in_datagrams.len().min(max);
         out.extend(st.in_datagrams.drain(..n));
         n
     }
@@ -223,6 +235,11 @@ impl Conn {
             }
             notified.await;
         }
+    }
+
+    /// The next event if one is ready, without waiting.
+    pub fn try_event(&self) -> Option<ConnEvent> {
+        self.poll_event()
     }
 
     fn poll_event(&self) -> Option<ConnEvent> {

@@ -480,7 +480,7 @@ impl Driver {
             }
         }
         while let Some(ev) = e.conn.poll() {
-            woke |= app_event(e, ev);
+            woke |= app_event(e, ev, now);
         }
         // Reading may have freed flow-control credit; sends carry it.
         loop {
@@ -572,14 +572,16 @@ fn mark_closed(e: &mut Entry, reason: ConnectionError) {
 /// Moves what the application queued into the connection. Returns whether
 /// the application should wake (control bytes it made room for).
 fn apply_requests(e: &mut Entry, now: Instant) -> bool {
-    let (datagrams, control, finish, close) = {
+    let (datagrams, control, finish, close, unthrottled) = {
         let mut st = e.shared.lock();
         st.dirty = false;
-        let throttled = st.control_throttled && st.control_room();
-        if throttled {
+        let unthrottled = st.control_throttled && st.control_room();
+        if unthrottled {
             st.control_throttled = false;
         }
-        (std::mem::take(&mut st.out_datagrams), std::mem::take(&mut st.out_control), st.finish_control, st.close.take())
+        let datagrams = std::mem::take(&mut st.out_datagrams);
+        let control = std::mem::take(&mut st.out_control);
+        (datagrams, control, st.finish_control, st.close.take(), unthrottled)
     };
     if e.closed {
         return false;
@@ -595,8 +597,8 @@ fn apply_requests(e: &mut Entry, now: Instant) -> bool {
         open_client_stream(e);
         flush_control(e);
     }
-    // The application may have made room for more control bytes.
-    let woke = read_control(e);
+    // The application made room for control bytes the loop stopped reading.
+    let woke = unthrottled && read_control(e);
     if let Some((code, reason)) = close {
         e.conn.close(now, code, reason);
         mark_closed(e, ConnectionError::LocallyClosed);
@@ -681,7 +683,7 @@ fn read_control(e: &mut Entry) -> bool {
 }
 
 /// Handles one protocol event; returns whether the application should wake.
-fn app_event(e: &mut Entry, ev: Event) -> bool {
+fn app_event(e: &mut Entry, ev: Event, now: Instant) -> bool {
     match ev {
         Event::HandshakeDataReady => false,
         Event::Connected => {
@@ -747,7 +749,7 @@ fn app_event(e: &mut Entry, ev: Event) -> bool {
                     st.in_datagrams.pop_front();
                     st.datagrams_dropped += 1;
                 }
-                st.in_datagrams.push_back(d);
+                st.in_datagrams.push_back((now, d));
                 got = true;
             }
             got && st.wake_on_datagrams

@@ -24,6 +24,11 @@ struct Outcome {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Dir {
+    dir: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Kind {
     kind: &'static str,
 }
@@ -87,6 +92,21 @@ pub struct NodeMetrics {
     join_refusals: Family<Code, Counter>,
     pub chat_messages: Counter,
     pub control_frames_in: Counter,
+    pub udp: UdpCounters,
+}
+
+/// The QUIC loops' socket traffic (every packet: handshakes, acks and
+/// retransmissions included), copied from the loops once a second.
+#[derive(Clone, Debug)]
+pub struct UdpCounters {
+    pub packets_in: Counter,
+    pub packets_out: Counter,
+    pub bytes_in: Counter,
+    pub bytes_out: Counter,
+    /// Packets dropped because the socket's send buffer was full.
+    pub send_drops: Counter,
+    /// Times a loop woke up (each wake-up handles a batch of work).
+    pub loop_wakeups: Counter,
 }
 
 impl NodeMetrics {
@@ -109,6 +129,11 @@ pub fn new_metrics() -> (NodeMetrics, Registry) {
     let i = |outcome| inputs.get_or_create(&Outcome { outcome }).clone();
     let c = |reason| refused.get_or_create(&Reason { reason }).clone();
     let snapshots = Family::<Kind, Counter>::default();
+    let udp_packets = Family::<Dir, Counter>::default();
+    let udp_bytes = Family::<Dir, Counter>::default();
+    // Each lookup's guard must end before the next (one lock per family).
+    let up = |dir| udp_packets.get_or_create(&Dir { dir }).clone();
+    let ub = |dir| udp_bytes.get_or_create(&Dir { dir }).clone();
     let k = |kind| snapshots.get_or_create(&Kind { kind }).clone();
     let m = NodeMetrics {
         lobbies: Gauge::default(),
@@ -152,6 +177,14 @@ pub fn new_metrics() -> (NodeMetrics, Registry) {
         join_refusals: Family::default(),
         chat_messages: Counter::default(),
         control_frames_in: Counter::default(),
+        udp: UdpCounters {
+            packets_in: up("in"),
+            packets_out: up("out"),
+            bytes_in: ub("in"),
+            bytes_out: ub("out"),
+            send_drops: Counter::default(),
+            loop_wakeups: Counter::default(),
+        },
     };
     r.register("lobbies", "Lobbies open on this node", m.lobbies.clone());
     r.register("players", "Players holding a lobby slot (connected or in grace)", m.players.clone());
@@ -177,6 +210,18 @@ pub fn new_metrics() -> (NodeMetrics, Registry) {
     r.register("join_refusals", "Join requests refused, by error code", m.join_refusals.clone());
     r.register("chat_messages", "Chat messages received", m.chat_messages.clone());
     r.register("control_frames_in", "Control frames received", m.control_frames_in.clone());
+    r.register("udp_packets", "UDP packets through the QUIC loops, by direction", udp_packets);
+    r.register("udp_bytes", "UDP payload bytes through the QUIC loops, by direction", udp_bytes);
+    r.register(
+        "udp_send_drops",
+        "UDP packets dropped because the socket send buffer was full",
+        m.udp.send_drops.clone(),
+    );
+    r.register(
+        "quic_loop_wakeups",
+        "Wake-ups of the QUIC loops (each handles a batch of packets)",
+        m.udp.loop_wakeups.clone(),
+    );
     (m, root)
 }
 

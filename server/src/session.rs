@@ -11,9 +11,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use bytes::{Buf, Bytes, BytesMut};
 use protocol::codec::{self, MAX_CLIENT_FRAME, MAX_SERVER_FRAME};
 use protocol::control::{ClientControl, ErrorCode, ServerControl};
 use protocol::{PROTOCOL_VERSION, PlayerId};
+use quic_loop::{Conn, ConnEvent, ConnectionError};
 use tokio::sync::mpsc;
 
 use crate::lobby::{LobbyHandle, LobbyManager, LobbyMsg, SessionLink, ToSession};
@@ -25,6 +27,9 @@ use crate::tickets::{Refusal, TicketVerifier};
 const SESSION_QUEUE: usize = 128;
 /// Failed joins tolerated on one connection before it is closed.
 const MAX_FAILED_JOINS: u32 = 5;
+/// How long a refusal's error frame is given to reach the client before
+/// the connection closes.
+const REFUSAL_LINGER: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -59,7 +64,7 @@ impl SessionCtx {
 #[derive(Debug, thiserror::Error)]
 enum SessionError {
     #[error("connection lost: {0}")]
-    Connection(#[from] quinn::ConnectionError),
+    Connection(#[from] ConnectionError),
     #[error("control stream: {0}")]
     Stream(String),
     #[error("refused: {0}")]
@@ -71,100 +76,139 @@ struct Joined {
     player: PlayerId,
 }
 
-/// Runs one connection to its end.
-pub async fn run(conn: quinn::Connection, ctx: Arc<SessionCtx>) {
+/// Runs one established connection to its end.
+pub async fn run(conn: Conn, ctx: Arc<SessionCtx>) {
     ctx.metrics.connections.inc();
     let remote = conn.remote_address();
     match serve(&conn, &ctx).await {
-        Ok(()) => conn.close(quinn::VarInt::from_u32(0), b"bye"),
+        Ok(()) => conn.close(0, b"bye"),
         Err(SessionError::Refused(code)) => {
             tracing::debug!(%remote, %code, "session refused");
-            conn.close(quinn::VarInt::from_u32(1), code.as_str().as_bytes());
+            conn.close(1, code.as_str().as_bytes());
         }
         Err(e) => {
             tracing::debug!(%remote, error = %e, "session ended");
-            conn.close(quinn::VarInt::from_u32(1), b"session error");
+            conn.close(1, b"session error");
         }
     }
     ctx.metrics.connections.dec();
 }
 
-async fn write_frame(send: &mut quinn::SendStream, msg: &ServerControl) -> Result<(), SessionError> {
+fn write_frame(conn: &Conn, msg: &ServerControl) -> Result<(), SessionError> {
     let bytes = codec::encode_frame(msg, MAX_SERVER_FRAME).map_err(|e| SessionError::Stream(e.to_string()))?;
-    send.write_all(&bytes).await.map_err(|e| SessionError::Stream(e.to_string()))
+    conn.send_control(Bytes::from(bytes));
+    Ok(())
 }
 
-async fn refuse(send: &mut quinn::SendStream, code: ErrorCode, message: String) -> SessionError {
-    let _ = write_frame(send, &ServerControl::Error { code, message }).await;
-    let _ = send.finish();
+async fn refuse(conn: &Conn, code: ErrorCode, message: String) -> SessionError {
+    let _ = write_frame(conn, &ServerControl::Error { code, message });
+    conn.finish_control();
     // Give the error frame a moment to leave before the connection closes.
-    let _ = tokio::time::timeout(Duration::from_millis(200), send.stopped()).await;
+    let _ = tokio::time::timeout(REFUSAL_LINGER, conn.control_flushed()).await;
     SessionError::Refused(code)
 }
 
-async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Option<ClientControl>, codec::CodecError> {
-    let mut header = [0u8; codec::FRAME_HEADER];
-    match recv.read_exact(&mut header).await {
-        Ok(()) => {}
-        Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
-        Err(e) => return Err(codec::CodecError::Malformed(e.to_string())),
-    }
-    let len = codec::frame_len(header, MAX_CLIENT_FRAME)?;
-    let mut body = vec![0u8; len];
-    recv.read_exact(&mut body).await.map_err(|e| codec::CodecError::Malformed(e.to_string()))?;
-    codec::decode(&body, MAX_CLIENT_FRAME).map(Some)
+/// Cuts the control stream's bytes into frames (a 2-byte length, then the
+/// message).
+#[derive(Default)]
+struct FrameReader {
+    buf: BytesMut,
 }
 
-/// Reads control frames on their own task so the session loop can select
-/// on them safely (`read_exact` is not cancel-safe).
-fn spawn_frame_reader(mut recv: quinn::RecvStream) -> mpsc::Receiver<Result<ClientControl, codec::CodecError>> {
-    let (tx, rx) = mpsc::channel(8);
-    tokio::spawn(async move {
+impl FrameReader {
+    fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next whole frame, if one has arrived.
+    fn next(&mut self) -> Option<Result<ClientControl, codec::CodecError>> {
+        if self.buf.len() < codec::FRAME_HEADER {
+            return None;
+        }
+        let header = [self.buf[0], self.buf[1]];
+        let len = match codec::frame_len(header, MAX_CLIENT_FRAME) {
+            Ok(len) => len,
+            Err(e) => return Some(Err(e)),
+        };
+        if self.buf.len() < codec::FRAME_HEADER + len {
+            return None;
+        }
+        self.buf.advance(codec::FRAME_HEADER);
+        let body = self.buf.split_to(len);
+        Some(codec::decode(&body, MAX_CLIENT_FRAME))
+    }
+}
+
+/// What the connection brought the session.
+enum Incoming {
+    Frame(ClientControl),
+    Malformed(codec::CodecError),
+    /// The client finished or reset its control stream.
+    StreamEnded,
+    Closed(ConnectionError),
+    DatagramsWaiting,
+}
+
+/// The connection's next event for the session, decoded into frames.
+struct Inbox {
+    frames: FrameReader,
+}
+
+impl Inbox {
+    async fn next(&mut self, conn: &Conn) -> Incoming {
         loop {
-            match read_frame(&mut recv).await {
-                Ok(Some(msg)) => {
-                    if tx.send(Ok(msg)).await.is_err() {
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                    break;
-                }
+            if let Some(frame) = self.frames.next() {
+                return match frame {
+                    Ok(msg) => Incoming::Frame(msg),
+                    Err(e) => Incoming::Malformed(e),
+                };
+            }
+            match conn.next_event().await {
+                ConnEvent::Control(bytes) => self.frames.push(&bytes),
+                ConnEvent::ControlFinished | ConnEvent::ControlReset(_) => return Incoming::StreamEnded,
+                ConnEvent::Closed(e) => return Incoming::Closed(e),
+                ConnEvent::Datagrams => return Incoming::DatagramsWaiting,
+                ConnEvent::Established => {}
             }
         }
-    });
-    rx
+    }
 }
 
-async fn serve(conn: &quinn::Connection, ctx: &SessionCtx) -> Result<(), SessionError> {
+async fn serve(conn: &Conn, ctx: &SessionCtx) -> Result<(), SessionError> {
     let cfg = &ctx.cfg;
-    let (mut send, recv) = match tokio::time::timeout(cfg.handshake_timeout, conn.accept_bi()).await {
-        Ok(r) => r?,
-        Err(_) => return Err(SessionError::Refused(ErrorCode::Timeout)),
-    };
-    let mut frames = spawn_frame_reader(recv);
-    match tokio::time::timeout(cfg.handshake_timeout, frames.recv()).await {
-        Err(_) => {
-            return Err(refuse(&mut send, ErrorCode::Timeout, "no Hello within the handshake timeout".into()).await);
+    let mut inbox = Inbox { frames: FrameReader::default() };
+    // Datagrams before a join wake the session so they are counted and
+    // dropped; once joined, the lobby takes them each tick.
+    conn.wake_on_datagrams(true);
+    let deadline = tokio::time::Instant::now() + cfg.handshake_timeout;
+    let hello = loop {
+        match tokio::time::timeout_at(deadline, inbox.next(conn)).await {
+            Err(_) => {
+                return Err(refuse(conn, ErrorCode::Timeout, "no Hello within the handshake timeout".into()).await);
+            }
+            Ok(Incoming::DatagramsWaiting) => drop_unjoined_datagrams(conn, &ctx.metrics),
+            Ok(other) => break other,
         }
-        Ok(None) => return Ok(()),
-        Ok(Some(Err(e))) => return Err(refuse(&mut send, ErrorCode::ProtocolViolation, e.to_string()).await),
-        Ok(Some(Ok(ClientControl::Hello { version, .. }))) if version == PROTOCOL_VERSION => {}
-        Ok(Some(Ok(ClientControl::Hello { version, .. }))) => {
+    };
+    match hello {
+        Incoming::StreamEnded => return Ok(()),
+        Incoming::Closed(e) => return Err(e.into()),
+        Incoming::DatagramsWaiting => unreachable!("handled above"),
+        Incoming::Malformed(e) => return Err(refuse(conn, ErrorCode::ProtocolViolation, e.to_string()).await),
+        Incoming::Frame(ClientControl::Hello { version, .. }) if version == PROTOCOL_VERSION => {}
+        Incoming::Frame(ClientControl::Hello { version, .. }) => {
             let message =
                 format!("client speaks protocol v{version}, this node speaks v{PROTOCOL_VERSION}; update the client");
-            return Err(refuse(&mut send, ErrorCode::VersionMismatch, message).await);
+            return Err(refuse(conn, ErrorCode::VersionMismatch, message).await);
         }
-        Ok(Some(Ok(_))) => {
-            return Err(refuse(&mut send, ErrorCode::ProtocolViolation, "the first frame must be Hello".into()).await);
+        Incoming::Frame(_) => {
+            return Err(refuse(conn, ErrorCode::ProtocolViolation, "the first frame must be Hello".into()).await);
         }
     }
     ctx.metrics.control_frames_in.inc();
     let welcome =
         ServerControl::Welcome { version: PROTOCOL_VERSION, node_id: cfg.node_id.clone(), tick_rate: cfg.tick_rate };
-    write_frame(&mut send, &welcome).await?;
+    write_frame(conn, &welcome)?;
 
     let (events_tx, mut events) = mpsc::channel(SESSION_QUEUE);
     let link = SessionLink {
@@ -172,18 +216,20 @@ async fn serve(conn: &quinn::Connection, ctx: &SessionCtx) -> Result<(), Session
         conn: conn.clone(),
         events: events_tx,
     };
-    let mut session = Session { ctx, link, joined: None, failed_joins: 0, send };
+    let mut session = Session { ctx, link, joined: None, failed_joins: 0, conn };
     let mut join_deadline = tokio::time::Instant::now() + cfg.join_timeout;
 
     let result = loop {
         tokio::select! {
-            // Frames first: a client that sends Leave and then closes has its
-            // Leave (already read off the stream) handled before the close.
+            // The connection first: a client that sends Leave and then
+            // closes has its Leave handled before the close.
             biased;
-            frame = frames.recv() => match frame {
-                None => break Ok(()),
-                Some(Err(e)) => break Err(refuse(&mut session.send, ErrorCode::ProtocolViolation, e.to_string()).await),
-                Some(Ok(msg)) => {
+            incoming = inbox.next(conn) => match incoming {
+                Incoming::StreamEnded => break Ok(()),
+                Incoming::Closed(e) => break Err(e.into()),
+                Incoming::Malformed(e) => break Err(refuse(conn, ErrorCode::ProtocolViolation, e.to_string()).await),
+                Incoming::DatagramsWaiting => drop_unjoined_datagrams(conn, &ctx.metrics),
+                Incoming::Frame(msg) => {
                     ctx.metrics.control_frames_in.inc();
                     if let Err(e) = session.control(msg).await {
                         break Err(e);
@@ -193,28 +239,22 @@ async fn serve(conn: &quinn::Connection, ctx: &SessionCtx) -> Result<(), Session
             ev = events.recv() => match ev {
                 Some(ToSession::Control(msg)) => {
                     let kicked = matches!(msg, ServerControl::Kicked { .. });
-                    write_frame(&mut session.send, &msg).await?;
+                    write_frame(conn, &msg)?;
                     if kicked {
-                        session.joined = None;
-                        let _ = session.send.finish();
-                        let _ = tokio::time::timeout(Duration::from_millis(200), session.send.stopped()).await;
+                        session.set_joined(None);
+                        conn.finish_control();
+                        let _ = tokio::time::timeout(REFUSAL_LINGER, conn.control_flushed()).await;
                         break Ok(());
                     }
                 }
                 Some(ToSession::Detached) => {
-                    session.joined = None;
+                    session.set_joined(None);
                     join_deadline = tokio::time::Instant::now() + cfg.join_timeout;
                 }
                 None => break Ok(()),
             },
-            // Once joined, the lobby takes the datagrams itself each tick.
-            dg = conn.read_datagram(), if session.joined.is_none() => match dg {
-                Ok(bytes) => session.datagram(&bytes),
-                Err(e) => break Err(e.into()),
-            },
-            e = conn.closed(), if session.joined.is_some() => break Err(e.into()),
             _ = tokio::time::sleep_until(join_deadline), if session.joined.is_none() => {
-                break Err(refuse(&mut session.send, ErrorCode::Timeout, "no lobby joined within the join timeout".into()).await);
+                break Err(refuse(conn, ErrorCode::Timeout, "no lobby joined within the join timeout".into()).await);
             }
         }
     };
@@ -224,17 +264,34 @@ async fn serve(conn: &quinn::Connection, ctx: &SessionCtx) -> Result<(), Session
     result
 }
 
+/// Datagrams that arrive before a join: counted and dropped.
+fn drop_unjoined_datagrams(conn: &Conn, metrics: &NodeMetrics) {
+    let mut taken = Vec::new();
+    conn.recv_datagrams(&mut taken, usize::MAX);
+    for bytes in taken {
+        metrics.datagrams_in.inc();
+        metrics.bytes_in.inc_by(bytes.len() as u64);
+        metrics.datagrams_dropped.not_joined.inc();
+    }
+}
+
 struct Session<'a> {
     ctx: &'a SessionCtx,
     link: SessionLink,
     joined: Option<Joined>,
     failed_joins: u32,
-    send: quinn::SendStream,
+    conn: &'a Conn,
 }
 
 impl Session<'_> {
     async fn error(&mut self, code: ErrorCode, message: impl Into<String>) -> Result<(), SessionError> {
-        write_frame(&mut self.send, &ServerControl::Error { code, message: message.into() }).await
+        write_frame(self.conn, &ServerControl::Error { code, message: message.into() })
+    }
+
+    /// Joined or not; a session in a lobby leaves its datagrams to the lobby.
+    fn set_joined(&mut self, joined: Option<Joined>) {
+        self.conn.wake_on_datagrams(joined.is_none());
+        self.joined = joined;
     }
 
     async fn control(&mut self, msg: ClientControl) -> Result<(), SessionError> {
@@ -257,7 +314,7 @@ impl Session<'_> {
             }
             (ClientControl::Leave, Some(j)) => {
                 let _ = j.lobby.tx.send(LobbyMsg::Leave { player: j.player, session }).await;
-                self.joined = None;
+                self.set_joined(None);
                 Ok(())
             }
             (ClientControl::Chat { .. } | ClientControl::Vote { .. } | ClientControl::Leave, None) => {
@@ -275,25 +332,17 @@ impl Session<'_> {
         };
         match result {
             Ok((lobby, joined)) => {
-                self.joined = Some(Joined { lobby, player: joined.player });
+                self.set_joined(Some(Joined { lobby, player: joined.player }));
                 Ok(())
             }
             Err(Refusal { code, message }) => {
                 self.ctx.metrics.join_refused(code);
                 self.failed_joins += 1;
                 if self.failed_joins >= MAX_FAILED_JOINS {
-                    return Err(refuse(&mut self.send, code, message).await);
+                    return Err(refuse(self.conn, code, message).await);
                 }
                 self.error(code, message).await
             }
         }
-    }
-
-    /// A datagram before joining: counted and dropped.
-    fn datagram(&mut self, bytes: &[u8]) {
-        let m = &self.ctx.metrics;
-        m.datagrams_in.inc();
-        m.bytes_in.inc_by(bytes.len() as u64);
-        m.datagrams_dropped.not_joined.inc();
     }
 }

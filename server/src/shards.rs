@@ -1,6 +1,6 @@
-//! QUIC shards: the node's UDP port is served by one or more endpoints
-//! bound with SO_REUSEPORT, each on its own thread running a
-//! current-thread runtime. A shard's connections, their sessions and the
+//! QUIC shards: the node's UDP port is served by one or more `quic_loop`
+//! drivers bound with SO_REUSEPORT, each on its own thread running a
+//! current-thread runtime. A shard's packets, connections, sessions and the
 //! lobbies created through them run on that thread, so the hot path (packet
 //! in, tick, snapshot out) takes no cross-thread hops for most players and
 //! a node scales with the shards it is given. The HTTP listener, the API and
@@ -8,17 +8,20 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::sync::oneshot;
+use quic_loop::{Driver, DriverConfig, LoopHandle};
+use tokio::sync::{mpsc, oneshot};
 
+use crate::metrics::UdpCounters;
 use crate::session::SessionCtx;
 use crate::transport::{self, Admission, TransportLimits};
 
 struct Shard {
-    endpoint: quinn::Endpoint,
+    handle: LoopHandle,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -43,7 +46,7 @@ impl Shards {
         let admission = Arc::new(Admission::new(&limits));
         let mut shards = Shards { shards: Vec::with_capacity(count as usize), addr };
         for i in 0..count {
-            let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<quinn::Endpoint>>();
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<LoopHandle>>();
             let (stop_tx, stop_rx) = oneshot::channel::<()>();
             let (config, limits, ctx, admission) = (config.clone(), limits.clone(), ctx.clone(), admission.clone());
             let bind_addr = shards.addr;
@@ -58,27 +61,45 @@ impl Shards {
                         }
                     };
                     runtime.block_on(async move {
-                        let buffer = limits.udp_buffer_bytes;
-                        let endpoint = match transport::bind(bind_addr, config, buffer, count > 1) {
-                            Ok(e) => e,
+                        let mut cfg = DriverConfig::new(bind_addr, Some(Arc::new(config)));
+                        cfg.udp_buffer_bytes = limits.udp_buffer_bytes;
+                        cfg.reuse_port = count > 1;
+                        let (accepted_tx, accepted_rx) = mpsc::unbounded_channel();
+                        let admit = {
+                            let (admission, ctx, max) = (admission.clone(), ctx.clone(), limits.max_connections);
+                            Box::new(move |remote| {
+                                admission.admit(remote, max, ctx.manager.is_draining(), &ctx.metrics)
+                            })
+                        };
+                        let driver = match Driver::bind(cfg, Some(admit), Some(accepted_tx)) {
+                            Ok(d) => d,
                             Err(e) => {
+                                let e = anyhow::Error::new(e).context(format!("binding UDP {bind_addr}"));
                                 let _ = ready_tx.send(Err(e));
                                 return;
                             }
                         };
-                        let _ = ready_tx.send(Ok(endpoint.clone()));
-                        let accept = tokio::spawn(transport::accept_loop(endpoint, limits, ctx, admission));
+                        let handle = driver.handle();
+                        let _ = ready_tx.send(Ok(handle.clone()));
+                        let stats = tokio::spawn(copy_stats(handle.clone(), ctx.metrics.udp.clone()));
+                        let accept = tokio::spawn(transport::accept_loop(accepted_rx, limits, ctx, admission));
+                        let run = tokio::spawn(driver.run());
                         // Until shutdown, or until the node is dropped.
                         let _ = stop_rx.await;
+                        handle.stop();
                         accept.abort();
+                        stats.abort();
+                        if let Ok(Err(e)) = run.await {
+                            tracing::error!(error = %e, "QUIC shard socket failed");
+                        }
                     });
                 })
                 .context("starting a QUIC shard thread")?;
-            let endpoint = ready_rx.recv().context("the QUIC shard thread stopped while starting")??;
+            let handle = ready_rx.recv().context("the QUIC shard thread stopped while starting")??;
             if i == 0 {
-                shards.addr = endpoint.local_addr().context("the QUIC endpoint's address")?;
+                shards.addr = handle.local_addr();
             }
-            shards.shards.push(Shard { endpoint, stop: Some(stop_tx), thread: Some(thread) });
+            shards.shards.push(Shard { handle, stop: Some(stop_tx), thread: Some(thread) });
         }
         Ok(shards)
     }
@@ -92,10 +113,10 @@ impl Shards {
     /// leave, then stops the shard threads.
     pub async fn shutdown(mut self, wait: Duration) {
         for s in &self.shards {
-            s.endpoint.close(quinn::VarInt::from_u32(0), b"node shutting down");
+            s.handle.close(0, b"node shutting down");
         }
         for s in &self.shards {
-            let _ = tokio::time::timeout(wait, s.endpoint.wait_idle()).await;
+            let _ = tokio::time::timeout(wait, s.handle.wait_idle()).await;
         }
         let threads: Vec<_> = self.shards.iter_mut().filter_map(|s| s.thread.take()).collect();
         self.stop();
@@ -120,5 +141,24 @@ impl Drop for Shards {
     fn drop(&mut self) {
         // Not joined: a drop may happen on an async thread.
         self.stop();
+    }
+}
+
+/// Copies a loop's counters into the node's metrics once a second (the loop
+/// keeps plain atomics so its hot path never touches the registry).
+async fn copy_stats(handle: LoopHandle, udp: UdpCounters) {
+    let mut seen = [0u64; 6];
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        every.tick().await;
+        let s = handle.stats();
+        let now = [&s.packets_in, &s.packets_out, &s.bytes_in, &s.bytes_out, &s.send_drops, &s.wakeups]
+            .map(|a| a.load(Ordering::Relaxed));
+        let counters =
+            [&udp.packets_in, &udp.packets_out, &udp.bytes_in, &udp.bytes_out, &udp.send_drops, &udp.loop_wakeups];
+        for ((c, now), seen) in counters.iter().zip(now).zip(seen.iter_mut()) {
+            c.inc_by(now.saturating_sub(*seen));
+            *seen = now;
+        }
     }
 }

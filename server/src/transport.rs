@@ -1,6 +1,7 @@
-//! The QUIC endpoint: TLS and transport configuration, the UDP socket, and
-//! the accept loop with its admission limits (connection cap, per-IP rate,
-//! handshake timeout).
+//! The QUIC transport's policy: TLS and transport configuration, admission
+//! limits (connection cap, per-IP rate) and the handshake timeout on the way
+//! into a session. The loop that moves the packets is `quic_loop`'s, one per
+//! shard ([`crate::shards`]).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use quic_loop::{Admit, Conn};
+use tokio::sync::mpsc;
 
 use crate::metrics::NodeMetrics;
 use crate::ratelimit::IpRateLimiter;
@@ -64,33 +67,6 @@ pub fn server_config(identity: Identity, limits: &TransportLimits) -> anyhow::Re
     Ok(cfg)
 }
 
-/// Binds the UDP socket with enlarged buffers (the default receive buffer
-/// drops inputs from a few hundred players up) and creates the endpoint on
-/// the current runtime. `shared_port` lets several endpoints bind the same
-/// address (SO_REUSEPORT); the kernel keeps each client address on one.
-pub fn bind(
-    addr: SocketAddr,
-    config: quinn::ServerConfig,
-    buffer: usize,
-    shared_port: bool,
-) -> anyhow::Result<quinn::Endpoint> {
-    let domain = if addr.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
-    let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
-    if let Err(e) = socket.set_recv_buffer_size(buffer) {
-        tracing::warn!(error = %e, "could not enlarge the UDP receive buffer");
-    }
-    if let Err(e) = socket.set_send_buffer_size(buffer) {
-        tracing::warn!(error = %e, "could not enlarge the UDP send buffer");
-    }
-    if shared_port {
-        socket.set_reuse_port(true).context("SO_REUSEPORT for QUIC shards")?;
-    }
-    socket.bind(&addr.into()).with_context(|| format!("binding UDP {addr}"))?;
-    let runtime = quinn::default_runtime().context("no async runtime")?;
-    quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(config), socket.into(), runtime)
-        .with_context(|| format!("starting the QUIC endpoint on {addr}"))
-}
-
 /// Connection admission shared by every shard of a node: the connection cap
 /// and the per-IP rate apply to the node as a whole.
 pub struct Admission {
@@ -106,50 +82,41 @@ impl Admission {
         }
     }
 
-    fn allow_ip(&self, ip: std::net::IpAddr) -> bool {
-        self.per_ip.lock().unwrap_or_else(|e| e.into_inner()).allow(ip, Instant::now())
+    /// Decides on one connection attempt (the decision is counted).
+    pub fn admit(&self, remote: SocketAddr, max_connections: usize, draining: bool, metrics: &NodeMetrics) -> Admit {
+        let refused = &metrics.connections_refused;
+        if draining {
+            refused.draining.inc();
+            return Admit::Refuse;
+        }
+        if self.live.load(Ordering::Relaxed) >= max_connections {
+            refused.max_connections.inc();
+            return Admit::Refuse;
+        }
+        if !self.per_ip.lock().unwrap_or_else(|e| e.into_inner()).allow(remote.ip(), Instant::now()) {
+            // Silently ignored: answering a flood would amplify it.
+            refused.ip_rate.inc();
+            return Admit::Ignore;
+        }
+        Admit::Accept
     }
 }
 
-/// Accepts connections until the endpoint closes.
+/// Takes each accepted connection through its handshake (within the
+/// handshake timeout) and into a session, until the shard stops.
 pub async fn accept_loop(
-    endpoint: quinn::Endpoint,
+    mut accepted: mpsc::UnboundedReceiver<Conn>,
     limits: TransportLimits,
     ctx: Arc<SessionCtx>,
     admission: Arc<Admission>,
 ) {
-    let metrics: NodeMetrics = ctx.metrics.clone();
-    while let Some(incoming) = endpoint.accept().await {
-        let refused = &metrics.connections_refused;
-        if ctx.manager.is_draining() {
-            refused.draining.inc();
-            incoming.refuse();
-            continue;
-        }
-        if admission.live.load(Ordering::Relaxed) >= limits.max_connections {
-            refused.max_connections.inc();
-            incoming.refuse();
-            continue;
-        }
-        if !admission.allow_ip(incoming.remote_address().ip()) {
-            // Silently ignored: answering a flood would amplify it.
-            refused.ip_rate.inc();
-            incoming.ignore();
-            continue;
-        }
-        let connecting = match incoming.accept() {
-            Ok(c) => c,
-            Err(_) => {
-                refused.handshake_failed.inc();
-                continue;
-            }
-        };
+    while let Some(conn) = accepted.recv().await {
         admission.live.fetch_add(1, Ordering::Relaxed);
-        let (ctx, admission, metrics, timeout) =
-            (ctx.clone(), admission.clone(), metrics.clone(), limits.handshake_timeout);
+        let (ctx, admission, timeout) = (ctx.clone(), admission.clone(), limits.handshake_timeout);
         tokio::spawn(async move {
-            match tokio::time::timeout(timeout, connecting).await {
-                Ok(Ok(conn)) => {
+            let metrics = ctx.metrics.clone();
+            match tokio::time::timeout(timeout, conn.established()).await {
+                Ok(Ok(())) => {
                     metrics.connections_accepted.inc();
                     session::run(conn, ctx).await;
                 }
@@ -158,6 +125,7 @@ pub async fn accept_loop(
                 }
                 Err(_) => {
                     metrics.connections_refused.handshake_timeout.inc();
+                    conn.close(1, b"handshake timeout");
                 }
             }
             admission.live.fetch_sub(1, Ordering::Relaxed);

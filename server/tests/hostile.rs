@@ -157,8 +157,11 @@ async fn malformed_oversized_and_flooding_datagrams_are_dropped_without_harm() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    // The node counted the flood's excess...
-    assert!(t.metric("trespasser_datagrams_dropped_total{reason=\"rate\"}").await >= 1.0);
+    // The node counted the flood's excess (the connection's inbox drops the
+    // oldest of a burst before the lobby's rate limit sees the rest)...
+    let excess = t.metric("trespasser_datagrams_dropped_total{reason=\"rate\"}").await
+        + t.metric("trespasser_datagrams_dropped_total{reason=\"queue_full\"}").await;
+    assert!(excess >= 1.0, "none of the flood was counted as dropped");
     // ...and both players are still in the game: snapshots keep coming and
     // Alice's connection still works for control messages.
     let s1 = next_snapshot(&mut b).await.tick;

@@ -5,9 +5,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use std::future::Future;
-use std::task::{Context, Poll, Waker};
-
 use bytes::{Bytes, BytesMut};
 use protocol::codec;
 use protocol::control::{ErrorCode, ServerControl};
@@ -23,7 +20,7 @@ use crate::ratelimit::TokenBucket;
 /// Bytes reserved at a time for outgoing snapshots.
 const ARENA_BYTES: usize = 8 * 1024;
 /// Most datagrams taken from one connection per tick; the rest wait (and
-/// QUIC's bounded receive buffer drops the oldest of a flood).
+/// the connection's bounded inbox drops the oldest of a flood).
 const MAX_DATAGRAMS_PER_TICK: usize = 16;
 
 /// How long a lobby may sit with no players before it closes (a lobby is
@@ -42,7 +39,7 @@ pub enum ToSession {
 #[derive(Clone, Debug)]
 pub struct SessionLink {
     pub session: SessionId,
-    pub conn: quinn::Connection,
+    pub conn: quic_loop::Conn,
     pub events: mpsc::Sender<ToSession>,
 }
 
@@ -188,12 +185,12 @@ fn flush(core: &mut LobbyCore<SessionLink>, manager: &LobbyManager) {
                 if link.events.try_send(ToSession::Control(msg)).is_err() {
                     // The client does not read its control stream; it cannot
                     // keep up with the game, so it is disconnected.
-                    link.conn.close(quinn::VarInt::from_u32(2), b"control stream backlog");
+                    link.conn.close(2, b"control stream backlog");
                 }
             }
             Out::Detach(link) => {
                 if link.events.try_send(ToSession::Detached).is_err() {
-                    link.conn.close(quinn::VarInt::from_u32(2), b"control stream backlog");
+                    link.conn.close(2, b"control stream backlog");
                 }
             }
             Out::AccountJoined(account) => manager.account_joined(account, lobby),
@@ -216,6 +213,7 @@ fn flush(core: &mut LobbyCore<SessionLink>, manager: &LobbyManager) {
 struct InputDrain {
     limiters: Vec<Option<(SessionId, TokenBucket)>>,
     taken: Vec<(PlayerId, SessionId, Bytes)>,
+    buf: Vec<Bytes>,
     rate: f64,
     burst: f64,
 }
@@ -225,21 +223,23 @@ impl InputDrain {
         InputDrain {
             limiters: (0..MAX_PLAYERS_PER_LOBBY).map(|_| None).collect(),
             taken: Vec::with_capacity(MAX_PLAYERS_PER_LOBBY),
+            buf: Vec::with_capacity(MAX_DATAGRAMS_PER_TICK),
             rate: settings.datagram_rate,
             burst: settings.datagram_burst,
         }
     }
 
     fn drain(&mut self, core: &mut LobbyCore<SessionLink>, metrics: &NodeMetrics, now: Instant) {
+        let drops = &metrics.datagrams_dropped;
         for (player, session, link) in core.connected() {
-            for _ in 0..MAX_DATAGRAMS_PER_TICK {
-                match try_read_datagram(&link.conn) {
-                    Some(bytes) => self.taken.push((player, session, bytes)),
-                    None => break,
-                }
+            self.buf.clear();
+            link.conn.recv_datagrams(&mut self.buf, MAX_DATAGRAMS_PER_TICK);
+            self.taken.extend(self.buf.drain(..).map(|bytes| (player, session, bytes)));
+            let overflow = link.conn.take_datagrams_dropped();
+            if overflow > 0 {
+                drops.queue_full.inc_by(overflow);
             }
         }
-        let drops = &metrics.datagrams_dropped;
         for (player, session, bytes) in self.taken.drain(..) {
             metrics.datagrams_in.inc();
             metrics.bytes_in.inc_by(bytes.len() as u64);
@@ -264,15 +264,5 @@ impl InputDrain {
                 }
             }
         }
-    }
-}
-
-/// A datagram the connection has already received, without waiting.
-fn try_read_datagram(conn: &quinn::Connection) -> Option<Bytes> {
-    let mut read = std::pin::pin!(conn.read_datagram());
-    match read.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(Ok(bytes)) => Some(bytes),
-        // A closed connection is the session's to report.
-        Poll::Ready(Err(_)) | Poll::Pending => None,
     }
 }
