@@ -2,7 +2,8 @@
 # Node capacity on this machine: the node pinned to one core, loadgen to
 # another, N bots in 8-player lobbies at 20 Hz. Prints node CPU per
 # player-second (user + system from /proc/<pid>/stat over the steady window,
-# independent of the loadgen version), RSS per player, UDP packets per
+# independent of the loadgen version), RSS per player (total, and added over
+# the idle node), UDP packets per
 # player-second, and loadgen's own report.
 #
 #   loadgen/scripts/capacity.sh [BOTS...]            # default: 1000 2500
@@ -48,6 +49,8 @@ for BOTS in "${BOTS_LIST[@]}"; do
   NODE=$!
   trap 'kill $NODE 2>/dev/null || true' EXIT
   for _ in $(seq 200); do grep -q ready "$DATA/node.log" 2>/dev/null && break; sleep 0.1; done
+  sleep 1
+  rss0=$(rss_kib $NODE)
   duration=$((ramp_s + SETTLE + WINDOW + 5))
   if [ "$MODE" = api ]; then
     target=(--api "$HTTP" --account-prefix "cap$BOTS")
@@ -74,9 +77,9 @@ for BOTS in "${BOTS_LIST[@]}"; do
   wait $LG || true
   kill $NODE 2>/dev/null || true
   wait $NODE 2>/dev/null || true
-  python3 - "$BOTS" "$c0" "$c1" "$t0" "$t1" "$p0" "$p1" "$rss" "$u0" "$u1" "$OUT/report-$BOTS.json" <<'PY'
+  python3 - "$BOTS" "$c0" "$c1" "$t0" "$t1" "$p0" "$p1" "$rss" "$u0" "$u1" "$OUT/report-$BOTS.json" "$rss0" <<'PY'
 import json, sys
-bots, c0, c1, t0, t1, p0, p1, rss, u0, u1, path = sys.argv[1:]
+bots, c0, c1, t0, t1, p0, p1, rss, u0, u1, path, rss0 = sys.argv[1:]
 secs = float(t1) - float(t0)
 players = (float(p0) + float(p1)) / 2
 cpu = (float(c1) - float(c0)) / 100.0
@@ -92,6 +95,9 @@ row = {
     "node_cpu_us_per_player_s": round(cpu / ps * 1e6, 1) if ps else None,
     "node_cpu_cores": round(cpu / secs, 3),
     "node_rss_kib_per_player": round(float(rss) / players, 1) if players else None,
+    # What the players added: RSS in the window minus RSS of the idle node.
+    "node_rss_added_kib_per_player": round((float(rss) - float(rss0)) / players, 1) if players else None,
+    "node_rss_idle_mib": round(float(rss0) / 1024, 1),
     "udp_packets_per_player_s": round((float(u1) - float(u0)) / ps, 1) if ps else None,
     "snapshots_per_sec": r.get("snapshots_per_sec"),
     "rtt_ms": r.get("rtt_ms"),

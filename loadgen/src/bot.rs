@@ -3,23 +3,34 @@
 //! [`GameClient`] the way a person would: sign in and matchmake through the
 //! API, join, move, aim, shoot, vote, leave, and matchmake again after a lost
 //! connection or a closed lobby.
+//!
+//! On the quic-loop transport a playing bot is not a task of its own: its
+//! task hands the session to the [`Schedulers`] entry of its driver, one task
+//! that wakes every few milliseconds and ticks the bots whose tick is due
+//! (each keeps its random phase), then waits for the session's end. The
+//! inputs of all bots ticked in one wake-up leave in one driver wake-up, and
+//! no received packet wakes anything.
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use protocol::PlayerId;
-use protocol::control::{ErrorCode, ServerControl};
+use protocol::control::{ClientControl, ErrorCode, ServerControl};
 use protocol::datagram::{Buttons, PlayerSnap, Snapshot, angle_to_wire, flags};
 use protocol::ticket::JoinTarget;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tokio::time::{MissedTickBehavior, sleep_until};
 
 use crate::api::{ApiClient, ApiError, Placement, Tokens};
 use crate::client::{ClientConfig, ClientError, ClientStats, GameClient};
+use crate::drivers::{DriverPool, PooledDriver, SocketCounts};
 use crate::report::{IPV4_UDP_HEADER, IPV6_UDP_HEADER};
 use crate::stats::{Stats, Traffic};
 use crate::ticket::DevTicketMinter;
@@ -40,6 +51,9 @@ const HEADINGS: [u8; 8] = [
 const STUCK_TICKS: u32 = 4;
 /// How often a bot folds its measurements into the shared stats.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// Shortest sleep of a scheduler: the bots due within it are ticked
+/// together, at most this late, and their inputs leave in one driver wake-up.
+const SCHEDULER_GRAIN: Duration = Duration::from_millis(2);
 /// Pause before reconnecting after a lost connection.
 const RECONNECT_DELAY: Duration = Duration::from_millis(500);
 /// An access token with less life left than this is renewed before use, so
@@ -222,11 +236,21 @@ pub enum Matchmaker {
     Direct { minter: DevTicketMinter, server: SocketAddr, server_name: String, trust: Trust },
 }
 
+/// The bots' sockets and how their connections are driven.
+#[derive(Debug, Clone)]
+pub enum BotIo {
+    /// quinn endpoints (needed for impaired sockets): a task per bot and
+    /// quinn's own per-connection tasks.
+    Quinn(Arc<EndpointPool>),
+    /// quic-loop drivers, with one scheduler task per driver ticking its bots.
+    Loop { drivers: Arc<DriverPool>, schedulers: Arc<Schedulers> },
+}
+
 /// What every bot of a run shares.
 #[derive(Debug, Clone)]
 pub struct BotEnv {
     pub matchmaker: Arc<Matchmaker>,
-    pub endpoints: Arc<EndpointPool>,
+    pub io: BotIo,
     pub quic_configs: Arc<ClientConfigs>,
     pub stats: Arc<Stats>,
     /// Bounds concurrent joins (account, matchmake, handshake, join).
@@ -272,8 +296,8 @@ pub async fn run_bot(cfg: BotConfig, env: BotEnv) {
     while Instant::now() < cfg.stop_at {
         let attempt =
             tokio::time::timeout_at(cfg.stop_at.into(), connect_and_join(&cfg, &env, &mut account, joins == 0));
-        let mut client = match attempt.await {
-            Ok(Ok(client)) => client,
+        let (mut client, driver) = match attempt.await {
+            Ok(Ok(joined)) => joined,
             Ok(Err(kind)) => {
                 // A rejoin that the end of the run interrupted is no fault.
                 if joins == 0 || Instant::now() < cfg.stop_at {
@@ -297,7 +321,19 @@ pub async fn run_bot(cfg: BotConfig, env: BotEnv) {
         }
 
         let seed = cfg.seed.wrapping_add(joins as u64);
-        let end = play(&mut client, &cfg, &env, seed, &mut rng, &mut playing).await;
+        let end = match (&env.io, driver) {
+            (BotIo::Loop { schedulers, .. }, Some(driver)) => {
+                let (back, end) =
+                    play_scheduled(client, &cfg, &env.stats, schedulers, &driver, seed, &mut rng, &mut playing).await;
+                match back {
+                    Some(back) => client = back,
+                    // The scheduler is gone: the run is being torn down.
+                    None => break,
+                }
+                end
+            }
+            _ => play(&mut client, &cfg, &env, seed, &mut rng, &mut playing).await,
+        };
         match end {
             SessionEnd::Stopped => {
                 let grace = Duration::from_secs(2);
@@ -403,7 +439,7 @@ async fn connect_and_join(
     env: &BotEnv,
     account: &mut Account,
     first: bool,
-) -> Result<GameClient, String> {
+) -> Result<(GameClient, Option<PooledDriver>), String> {
     let _permit = tokio::select! {
         permit = env.connect_gate.acquire() => permit.map_err(|_| "not_started".to_owned())?,
         _ = sleep_until(cfg.stop_at.into()) => return Err("not_started".into()),
@@ -427,10 +463,6 @@ async fn connect_and_join(
         }
     };
 
-    let endpoint = env.endpoints.endpoint_for(dest.server, cfg.endpoint_slot).map_err(|e| {
-        tracing::warn!(error = %format!("{e:#}"), "no client endpoint");
-        "endpoint".to_owned()
-    })?;
     let quic = env.quic_configs.get(&dest.trust).map_err(|_| "tls_config".to_owned())?;
     let client_cfg = ClientConfig {
         server: dest.server,
@@ -438,10 +470,26 @@ async fn connect_and_join(
         trust: dest.trust,
         client_name: cfg.client_name.clone(),
     };
-    let mut client = GameClient::connect_with_config(&endpoint, &client_cfg, quic).await.map_err(|e| e.kind())?;
+    let (mut client, driver) = match &env.io {
+        BotIo::Quinn(endpoints) => {
+            let endpoint = endpoints.endpoint_for(dest.server, cfg.endpoint_slot).map_err(|e| {
+                tracing::warn!(error = %format!("{e:#}"), "no client endpoint");
+                "endpoint".to_owned()
+            })?;
+            (GameClient::connect_with_config(&endpoint, &client_cfg, quic).await.map_err(|e| e.kind())?, None)
+        }
+        BotIo::Loop { drivers, .. } => {
+            let driver = drivers.driver_for(dest.server, cfg.endpoint_slot).map_err(|e| {
+                tracing::warn!(error = %e, "no quic-loop driver");
+                "endpoint".to_owned()
+            })?;
+            let client = GameClient::connect_loop(&driver.handle, &client_cfg, quic).await.map_err(|e| e.kind())?;
+            (client, Some(driver))
+        }
+    };
     client.join(&dest.ticket).await.map_err(|e| e.kind())?;
     env.stats.joined(started.elapsed(), first, client.welcome().tick_rate);
-    Ok(client)
+    Ok((client, driver))
 }
 
 /// Matchmakes (or asks for the configured lobby) through the API; returns
@@ -510,11 +558,16 @@ async fn play(
         tokio::select! {
             _ = &mut stop => break SessionEnd::Stopped,
             event = client.next_event() => match event {
-                Ok(event) => {
-                    if let Some(end) = on_event(client, cfg, env, &mut vote_in_flight, &mut current_match, event).await {
-                        break end;
+                Ok(event) => match react(&env.stats, cfg.vote, &cfg.name, &mut vote_in_flight, &mut current_match, event) {
+                    Reaction::Carry => {}
+                    Reaction::End(end) => break end,
+                    Reaction::Vote(restart) => {
+                        if let Err(e) = client.vote(restart).await {
+                            break SessionEnd::Lost(e);
+                        }
+                        vote_in_flight = true;
                     }
-                }
+                },
                 Err(e) => break SessionEnd::Lost(e),
             },
             _ = ticker.tick() => {
@@ -538,14 +591,14 @@ async fn play(
                     chat_at = cfg.chat_every.map(|mean| at.max(now) + exponential_wait(rng, mean));
                 }
                 if now - last_flush >= FLUSH_EVERY {
-                    meter.flush(client, env);
+                    meter.flush(client, &env.stats);
                     last_flush = now;
                 }
             }
         }
     };
 
-    meter.flush(client, env);
+    meter.flush(client, &env.stats);
     env.stats.playing(-1);
     if let (SessionEnd::Stopped, Some(id)) = (&end, current_match) {
         env.stats.match_open_at_stop(id);
@@ -559,7 +612,9 @@ async fn play(
 /// moves only the difference into the shared stats.
 struct Meter {
     client: ClientStats,
-    udp: quinn::ConnectionStats,
+    /// quinn's per-connection UDP counters; quic-loop has none, and its
+    /// scheduler counts each driver's socket instead.
+    udp: Option<quinn::ConnectionStats>,
     at: Instant,
     /// Newest snapshot tick at the last flush, once one arrived.
     tick: Option<u32>,
@@ -569,17 +624,17 @@ struct Meter {
 
 impl Meter {
     fn new(client: &GameClient, at: Instant) -> Meter {
-        let conn = client.connection();
-        let header = if conn.remote_address().is_ipv4() { IPV4_UDP_HEADER } else { IPV6_UDP_HEADER };
-        Meter { client: client.stats(), udp: conn.stats(), at, tick: client.newest_tick(), header }
+        let header = udp_header(client.remote_address());
+        let udp = client.quinn_connection().map(quinn::Connection::stats);
+        Meter { client: client.stats(), udp, at, tick: client.newest_tick(), header }
     }
 
     /// Moves the client's new counters and round trips into the shared stats.
-    fn flush(&mut self, client: &mut GameClient, env: &BotEnv) {
-        env.stats.rtts(&client.take_rtt_samples());
+    fn flush(&mut self, client: &mut GameClient, shared: &Stats) {
+        shared.rtts(&client.take_rtt_samples());
         let now = Instant::now();
         let stats = client.stats();
-        let udp = client.connection().stats();
+        let udp = client.quinn_connection().map(quinn::Connection::stats);
         let tick = client.newest_tick();
         let snapshots = stats.snapshots_received - self.client.snapshots_received;
         let (ticks_expected, ticks_received) = match (self.tick, tick) {
@@ -587,70 +642,384 @@ impl Meter {
             // No baseline yet: the first snapshot starts the count.
             _ => (0, 0),
         };
-        let (tx, rx) = (&self.udp.udp_tx, &self.udp.udp_rx);
-        let datagrams_up = udp.udp_tx.datagrams - tx.datagrams;
-        let datagrams_down = udp.udp_rx.datagrams - rx.datagrams;
-        env.stats.traffic(&Traffic {
+        let socket = match (&self.udp, &udp) {
+            (Some(before), Some(after)) => SocketCounts {
+                bytes_out: after.udp_tx.bytes - before.udp_tx.bytes,
+                bytes_in: after.udp_rx.bytes - before.udp_rx.bytes,
+                packets_out: after.udp_tx.datagrams - before.udp_tx.datagrams,
+                packets_in: after.udp_rx.datagrams - before.udp_rx.datagrams,
+            },
+            _ => SocketCounts::default(),
+        };
+        shared.traffic(&Traffic {
             inputs: stats.inputs_sent - self.client.inputs_sent,
             snapshots,
-            bytes_up: udp.udp_tx.bytes - tx.bytes + datagrams_up * self.header,
-            bytes_down: udp.udp_rx.bytes - rx.bytes + datagrams_down * self.header,
-            datagrams_up,
-            datagrams_down,
             joined: now - self.at,
             ticks_expected,
             ticks_received,
+            ..wire_traffic(socket, self.header)
         });
         *self = Meter { client: stats, udp, at: now, tick: tick.or(self.tick), header: self.header };
     }
 }
 
-async fn on_event(
-    client: &mut GameClient,
-    cfg: &BotConfig,
-    env: &BotEnv,
+/// UDP plus IP header bytes per datagram towards `remote`.
+fn udp_header(remote: SocketAddr) -> u64 {
+    if remote.is_ipv4() { IPV4_UDP_HEADER } else { IPV6_UDP_HEADER }
+}
+
+/// Socket counts as wire traffic (headers included).
+fn wire_traffic(c: SocketCounts, header: u64) -> Traffic {
+    Traffic {
+        bytes_up: c.bytes_out + c.packets_out * header,
+        bytes_down: c.bytes_in + c.packets_in * header,
+        datagrams_up: c.packets_out,
+        datagrams_down: c.packets_in,
+        ..Traffic::default()
+    }
+}
+
+/// What a bot does about a control event while playing.
+enum Reaction {
+    Carry,
+    End(SessionEnd),
+    /// Cast this restart vote (the match ended).
+    Vote(bool),
+}
+
+fn react(
+    stats: &Stats,
+    vote: Option<bool>,
+    name: &str,
     vote_in_flight: &mut bool,
     current_match: &mut Option<uuid::Uuid>,
     event: ServerControl,
-) -> Option<SessionEnd> {
+) -> Reaction {
     match event {
         ServerControl::MatchStarted { match_id, .. } => {
-            env.stats.match_started(match_id);
+            stats.match_started(match_id);
             *current_match = Some(match_id);
-            None
+            Reaction::Carry
         }
         ServerControl::MatchEnded(ended) => {
-            env.stats.match_ended(ended.match_id);
+            stats.match_ended(ended.match_id);
             *current_match = None;
-            if let Some(restart) = cfg.vote {
-                if let Err(e) = client.vote(restart).await {
-                    return Some(SessionEnd::Lost(e));
-                }
-                *vote_in_flight = true;
-            }
-            None
+            vote.map_or(Reaction::Carry, Reaction::Vote)
         }
         ServerControl::LobbyClosed { reason } => {
-            tracing::debug!(bot = %cfg.name, %reason, "lobby closed");
-            Some(SessionEnd::LobbyClosed)
+            tracing::debug!(bot = %name, %reason, "lobby closed");
+            Reaction::End(SessionEnd::LobbyClosed)
         }
         // The node settles a vote as soon as the outcome is certain, so a
         // vote sent at match end can arrive after it closed (even after the
         // next MatchStarted): not a fault.
         ServerControl::Error { code: ErrorCode::NoVoteOpen, .. } if *vote_in_flight => {
             *vote_in_flight = false;
-            None
+            Reaction::Carry
         }
         ServerControl::Kicked { reason } => {
-            tracing::debug!(bot = %cfg.name, %reason, "kicked");
-            Some(SessionEnd::Kicked)
+            tracing::debug!(bot = %name, %reason, "kicked");
+            Reaction::End(SessionEnd::Kicked)
         }
         ServerControl::Error { code, message } => {
-            tracing::debug!(bot = %cfg.name, %code, %message, "node error while playing");
-            env.stats.error(&format!("server:{code}"));
-            None
+            tracing::debug!(bot = %name, %code, %message, "node error while playing");
+            stats.error(&format!("server:{code}"));
+            Reaction::Carry
         }
-        _ => None,
+        _ => Reaction::Carry,
+    }
+}
+
+/// Plays one session on the scheduler of `driver`; returns the client (None
+/// if the scheduler is gone, which happens only while the run is torn down)
+/// and why the session ended.
+#[allow(clippy::too_many_arguments)]
+async fn play_scheduled(
+    client: GameClient,
+    cfg: &BotConfig,
+    stats: &Arc<Stats>,
+    schedulers: &Schedulers,
+    driver: &PooledDriver,
+    seed: u64,
+    rng: &mut SmallRng,
+    playing: &mut Playing,
+) -> (Option<GameClient>, SessionEnd) {
+    let (reply, done) = oneshot::channel();
+    let seat = Seat::new(client, cfg, stats, seed, rng.clone(), reply);
+    schedulers.seat(driver, seat);
+    match done.await {
+        Ok(done) => {
+            *rng = done.rng;
+            playing.time += done.time;
+            playing.snapshots += done.snapshots;
+            (Some(done.client), done.end)
+        }
+        Err(_) => (None, SessionEnd::Stopped),
+    }
+}
+
+/// What a scheduler hands back when a session ends.
+struct SeatDone {
+    client: GameClient,
+    end: SessionEnd,
+    /// The bot's chat and churn dice, moved on.
+    rng: SmallRng,
+    time: Duration,
+    snapshots: u64,
+}
+
+/// A playing bot as a scheduler holds it: what [`play`] keeps on its stack.
+struct Seat {
+    client: GameClient,
+    name: String,
+    vote: Option<bool>,
+    stop_at: Instant,
+    chat_every: Option<Duration>,
+    me: PlayerId,
+    brain: Brain,
+    period: Duration,
+    /// When the next tick is due.
+    due: Instant,
+    snap: Option<Snapshot>,
+    vote_in_flight: bool,
+    current_match: Option<uuid::Uuid>,
+    chat_at: Option<Instant>,
+    leave_at: Option<Instant>,
+    started: Instant,
+    base_snapshots: u64,
+    meter: Meter,
+    last_flush: Instant,
+    rng: SmallRng,
+    reply: oneshot::Sender<SeatDone>,
+}
+
+impl Seat {
+    /// Does what [`play`] does before its loop.
+    fn new(
+        client: GameClient,
+        cfg: &BotConfig,
+        stats: &Stats,
+        seed: u64,
+        mut rng: SmallRng,
+        reply: oneshot::Sender<SeatDone>,
+    ) -> Seat {
+        let me = client.lobby().map_or(0, |j| j.you);
+        let tick_rate = client.welcome().tick_rate.max(1);
+        let period = Duration::from_secs(1) / tick_rate as u32;
+        // A random phase, so thousands of bots do not send in the same millisecond.
+        let phase = period.mul_f64(SmallRng::seed_from_u64(seed).random::<f64>());
+        let started = Instant::now();
+        let current_match = client.lobby().map(|j| j.match_id);
+        if let Some(id) = current_match {
+            stats.match_started(id);
+        }
+        let chat_at = cfg.chat_every.map(|mean| started + exponential_wait(&mut rng, mean));
+        let leave_at = churn_stay(&mut rng, cfg.churn_per_minute).map(|stay| started + stay);
+        stats.playing(1);
+        Seat {
+            base_snapshots: client.stats().snapshots_received,
+            meter: Meter::new(&client, started),
+            client,
+            name: cfg.name.clone(),
+            vote: cfg.vote,
+            stop_at: cfg.stop_at,
+            chat_every: cfg.chat_every,
+            me,
+            brain: Brain::new(seed, tick_rate),
+            period,
+            due: started + phase,
+            snap: None,
+            vote_in_flight: false,
+            current_match,
+            chat_at,
+            leave_at,
+            started,
+            last_flush: started,
+            rng,
+            reply,
+        }
+    }
+
+    /// One input tick (the body of [`play`]'s loop, events included: they
+    /// wait for the bot's next tick instead of waking anything). Returns why
+    /// the session ended, if it did; else `due` is the next tick.
+    fn tick(&mut self, now: Instant, stats: &Stats) -> Option<SessionEnd> {
+        if now >= self.stop_at {
+            return Some(SessionEnd::Stopped);
+        }
+        for event in self.client.events_pending() {
+            let reaction =
+                react(stats, self.vote, &self.name, &mut self.vote_in_flight, &mut self.current_match, event);
+            match reaction {
+                Reaction::Carry => {}
+                Reaction::End(end) => return Some(end),
+                Reaction::Vote(restart) => {
+                    if let Err(e) = self.client.send_control_now(&ClientControl::Vote { restart }) {
+                        return Some(SessionEnd::Lost(e));
+                    }
+                    self.vote_in_flight = true;
+                }
+            }
+        }
+        if let Some(e) = self.client.closed_reason() {
+            return Some(SessionEnd::Lost(e));
+        }
+        if let Some(newest) = self.client.latest_snapshot() {
+            self.snap = Some(newest);
+        }
+        let d = self.brain.decide(self.me, self.snap.as_ref());
+        if let Err(e) = self.client.send_input(d.buttons, d.aim) {
+            return Some(SessionEnd::Lost(e));
+        }
+        if self.leave_at.is_some_and(|at| now >= at) {
+            return Some(SessionEnd::Churned);
+        }
+        if let Some(at) = self.chat_at.filter(|at| now >= *at) {
+            let text = CHAT_LINES[self.rng.random_range(0..CHAT_LINES.len())].to_owned();
+            if let Err(e) = self.client.send_control_now(&ClientControl::Chat { text }) {
+                return Some(SessionEnd::Lost(e));
+            }
+            stats.chat_sent();
+            self.chat_at = self.chat_every.map(|mean| at.max(now) + exponential_wait(&mut self.rng, mean));
+        }
+        if now - self.last_flush >= FLUSH_EVERY {
+            self.meter.flush(&mut self.client, stats);
+            self.last_flush = now;
+        }
+        // Missed ticks are skipped, keeping the phase.
+        while self.due <= now {
+            self.due += self.period;
+        }
+        None
+    }
+
+    /// Does what [`play`] does after its loop, and hands the client back.
+    fn finish(mut self, end: SessionEnd, stats: &Stats) {
+        self.meter.flush(&mut self.client, stats);
+        stats.playing(-1);
+        if let (SessionEnd::Stopped, Some(id)) = (&end, self.current_match) {
+            stats.match_open_at_stop(id);
+        }
+        let done = SeatDone {
+            snapshots: self.client.stats().snapshots_received - self.base_snapshots,
+            time: self.started.elapsed(),
+            client: self.client,
+            end,
+            rng: self.rng,
+        };
+        // A bot cut off at the hard deadline no longer listens; dropping
+        // the client closes its connection.
+        let _ = self.reply.send(done);
+    }
+}
+
+/// One scheduler task per quic-loop driver, started with its first bot.
+#[derive(Debug)]
+pub struct Schedulers {
+    stats: Arc<Stats>,
+    running: Mutex<HashMap<usize, Scheduler>>,
+}
+
+/// A running scheduler: where its new seats go, and its task.
+type Scheduler = (mpsc::UnboundedSender<Seat>, JoinHandle<()>);
+
+impl std::fmt::Debug for Seat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Seat").field("name", &self.name).field("due", &self.due).finish_non_exhaustive()
+    }
+}
+
+impl Schedulers {
+    pub fn new(stats: Arc<Stats>) -> Schedulers {
+        Schedulers { stats, running: Mutex::new(HashMap::new()) }
+    }
+
+    fn seat(&self, driver: &PooledDriver, seat: Seat) {
+        let mut running = self.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (tx, _) = running.entry(driver.id).or_insert_with(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            (tx, tokio::spawn(schedule(rx, driver.clone(), self.stats.clone())))
+        });
+        if let Err(mpsc::error::SendError(seat)) = tx.send(seat) {
+            // Closed already: the seat's reply drops, and its bot stops.
+            drop(seat);
+        }
+    }
+
+    /// Lets every scheduler end once its bots have, and waits for them:
+    /// call when no bot will start another session.
+    pub async fn finish(&self) {
+        let running = std::mem::take(&mut *self.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        for (tx, task) in running.into_values() {
+            drop(tx);
+            let _ = task.await;
+        }
+    }
+}
+
+/// Ticks the bots of one driver, each at its own phase, and once a second
+/// counts the driver's socket traffic (quic-loop keeps no per-connection
+/// UDP counters).
+async fn schedule(mut arrivals: mpsc::UnboundedReceiver<Seat>, driver: PooledDriver, stats: Arc<Stats>) {
+    let mut seats: Vec<Option<Seat>> = Vec::new();
+    let mut free: Vec<usize> = Vec::new();
+    let mut due: BinaryHeap<Reverse<(Instant, usize)>> = BinaryHeap::new();
+    let header = udp_header(driver.handle.local_addr());
+    let mut counted = driver.counts();
+    let mut next_count = Instant::now() + FLUSH_EVERY;
+    let mut last_wake = Instant::now();
+    let mut open = true;
+    loop {
+        let next = due.peek().map_or(next_count, |Reverse((at, _))| (*at).min(next_count));
+        let wake = next.max(last_wake + SCHEDULER_GRAIN);
+        tokio::select! {
+            seat = arrivals.recv(), if open => match seat {
+                Some(seat) => {
+                    let key = free.pop().unwrap_or_else(|| {
+                        seats.push(None);
+                        seats.len() - 1
+                    });
+                    due.push(Reverse((seat.due, key)));
+                    seats[key] = Some(seat);
+                }
+                None => open = false,
+            },
+            _ = tokio::time::sleep_until(wake.into()) => {}
+        }
+        let now = Instant::now();
+        last_wake = now;
+        while let Some(&Reverse((at, key))) = due.peek() {
+            if at > now {
+                break;
+            }
+            due.pop();
+            let Some(seat) = seats[key].as_mut() else { continue };
+            match seat.tick(now, &stats) {
+                None => due.push(Reverse((seat.due, key))),
+                Some(end) => {
+                    if let Some(seat) = seats[key].take() {
+                        seat.finish(end, &stats);
+                    }
+                    free.push(key);
+                }
+            }
+        }
+        let idle = !open && due.is_empty();
+        if now >= next_count || idle {
+            let counts = driver.counts();
+            let delta = SocketCounts {
+                bytes_out: counts.bytes_out - counted.bytes_out,
+                bytes_in: counts.bytes_in - counted.bytes_in,
+                packets_out: counts.packets_out - counted.packets_out,
+                packets_in: counts.packets_in - counted.packets_in,
+            };
+            stats.traffic(&wire_traffic(delta, header));
+            counted = counts;
+            next_count = now + FLUSH_EVERY;
+        }
+        if idle {
+            return;
+        }
     }
 }
 

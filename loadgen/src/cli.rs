@@ -241,6 +241,14 @@ pub struct Args {
     #[arg(long, env = "LOADGEN_HTML")]
     pub html: Option<PathBuf>,
 
+    /// How the bots' QUIC connections are driven: `loop` (quic-loop drivers,
+    /// one task per socket ticking all its bots) or `quinn` (quinn's async
+    /// API, a task per bot and per connection) [default: loop; quinn when
+    /// --loss, --latency or --jitter impair the sockets, which only quinn
+    /// sockets can].
+    #[arg(long, env = "LOADGEN_QUIC_IO", value_enum)]
+    pub quic_io: Option<QuicIo>,
+
     /// Runtime worker threads of a multi-threaded runtime; 0 picks: one per
     /// core this process may run on (taskset), and on a single core the
     /// single-threaded runtime, which is cheaper per wake-up.
@@ -277,6 +285,12 @@ pub struct MergeArgs {
     /// Exit with status 1 if any verdict fails.
     #[arg(long, action = ArgAction::SetTrue)]
     pub fail_on_verdict: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuicIoError {
+    #[error("--quic-io loop cannot impair its sockets: drop --loss/--latency/--jitter or use --quic-io quinn")]
+    LoopImpaired,
 }
 
 /// A share of bots per minute, as a fraction (`0.1`) or a percentage
@@ -324,10 +338,30 @@ impl Args {
         Impairment { loss: self.loss, latency: self.latency, jitter: self.jitter }
     }
 
+    /// The QUIC I/O this run uses: the impairment wraps quinn sockets, so
+    /// asking for `loop` with it is an error, and leaving `--quic-io` out
+    /// picks quinn for it.
+    pub fn quic_io(&self) -> Result<QuicIo, QuicIoError> {
+        let impaired = !self.impairment().is_none();
+        match (self.quic_io, impaired) {
+            (Some(QuicIo::Loop), true) => Err(QuicIoError::LoopImpaired),
+            (Some(io), _) => Ok(io),
+            (None, true) => Ok(QuicIo::Quinn),
+            (None, false) => Ok(QuicIo::Loop),
+        }
+    }
+
     /// Mean time between a bot's chats, `None` when chat is off.
     pub fn chat_every(&self) -> Option<Duration> {
         (!self.chat_interval.is_zero()).then_some(self.chat_interval)
     }
+}
+
+/// The bots' QUIC I/O (`--quic-io`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QuicIo {
+    Loop,
+    Quinn,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -365,7 +399,13 @@ mod tests {
         assert_eq!((a.node_id.as_str(), a.mode.as_str()), ("local", "deathmatch"));
         assert_eq!(a.vote.restart(), Some(true));
         assert!(!a.insecure && !a.fail_on_error);
+        assert_eq!(a.quic_io(), Ok(QuicIo::Loop));
         assert!(Args::try_parse_from(["loadgen", "--bots", "0"]).is_err());
+        let a = Args::try_parse_from(["loadgen", "--quic-io", "quinn"]).unwrap();
+        assert_eq!(a.quic_io(), Ok(QuicIo::Quinn));
+        let a = Args::try_parse_from(["loadgen", "--quic-io", "loop", "--loss", "1%"]).unwrap();
+        assert_eq!(a.quic_io(), Err(QuicIoError::LoopImpaired));
+        assert!(Args::try_parse_from(["loadgen", "--quic-io", "tcp"]).is_err());
         let a = Args::try_parse_from(["loadgen", "--insecure", "--fail-on-error", "--vote", "no"]).unwrap();
         assert!(a.insecure && a.fail_on_error);
         assert_eq!(a.vote.restart(), Some(false));
@@ -405,6 +445,7 @@ mod tests {
         assert_eq!(a.shard, Some(Shard { index: 1, count: 2 }));
         let i = a.impairment();
         assert_eq!((i.loss, i.latency, i.jitter), (0.05, Duration::from_millis(80), Duration::from_millis(20)));
+        assert_eq!(a.quic_io(), Ok(QuicIo::Quinn), "impairment picks quinn");
         assert_eq!((a.churn, a.chat_every(), a.limits.as_slice()), (0.1, None, &["rtt_p99_ms=80".to_owned()][..]));
 
         // Without phases: today's flags as a scenario.

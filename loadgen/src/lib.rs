@@ -5,6 +5,7 @@
 //!   The node's tests use it as their client.
 //! * [`api`]: [`ApiClient`], the typed HTTP API client (accounts, placements).
 //! * [`tls`]: client endpoints and certificate trust (a DER copy or a SHA-256 pin).
+//! * [`drivers`]: quic-loop drivers shared by many clients (the default I/O).
 //! * [`ticket`]: join tickets minted with a node's development key (`--direct`).
 //! * [`input`]: the input redundancy window and round-trip matching, no IO.
 //! * [`bot`]: the bot's brain (no IO) and its play loop.
@@ -21,6 +22,7 @@ pub mod api;
 pub mod bot;
 pub mod cli;
 pub mod client;
+pub mod drivers;
 pub mod html;
 pub mod impair;
 pub mod input;
@@ -39,6 +41,7 @@ pub mod verdict;
 
 pub use api::{ApiClient, ApiError, Placement, Tokens};
 pub use client::{ClientConfig, ClientError, ClientStats, GameClient, Welcome};
+pub use drivers::{DriverPool, PooledDriver};
 pub use report::Report;
 pub use ticket::DevTicketMinter;
 pub use tls::{ClientConfigs, EndpointPool, Trust, client_endpoint, client_endpoint_for, quic_client_config};

@@ -13,8 +13,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::api::{ApiClient, Tokens};
-use crate::bot::{BotConfig, BotEnv, Matchmaker, run_bot};
-use crate::cli::Args;
+use crate::bot::{BotConfig, BotEnv, BotIo, Matchmaker, Schedulers, run_bot};
+use crate::cli::{Args, QuicIo};
+use crate::drivers::DriverPool;
 use crate::impair::ImpairStats;
 use crate::report::{Report, Window};
 use crate::sampler::{Samples, Scraper, own_cpu_seconds, own_peak_rss_bytes, sample_every_second};
@@ -23,8 +24,8 @@ use crate::stats::Stats;
 use crate::ticket::DevTicketMinter;
 use crate::tls::{ClientConfigs, EndpointPool, Impair, Trust};
 
-/// Bots per endpoint when `--endpoints` is 0: one socket and driver task
-/// comfortably carries this many 20 Hz connections.
+/// Bots per endpoint (or quic-loop driver) when `--endpoints` is 0: one
+/// socket and driver task comfortably carries this many 20 Hz connections.
 const BOTS_PER_ENDPOINT: u32 = 500;
 const MAX_AUTO_ENDPOINTS: u32 = 16;
 /// How long close frames of the last connections get to leave the sockets.
@@ -72,14 +73,31 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     };
     let impair_stats = Arc::new(ImpairStats::default());
     let impairment = args.impairment();
-    let endpoints = Arc::new(EndpointPool::impaired(
-        endpoint_count as usize,
-        Impair { config: impairment, seed: seed ^ ((shard.index as u64) << 48), stats: impair_stats.clone() },
-    ));
+    let quic_io = args.quic_io()?;
+    if args.quic_io.is_none() && quic_io == QuicIo::Quinn && !args.quiet {
+        let _ = writeln!(std::io::stderr().lock(), "note: impaired sockets need quinn; using --quic-io quinn");
+    }
+    let io = match quic_io {
+        QuicIo::Quinn => BotIo::Quinn(Arc::new(EndpointPool::impaired(
+            endpoint_count as usize,
+            Impair { config: impairment, seed: seed ^ ((shard.index as u64) << 48), stats: impair_stats.clone() },
+        ))),
+        QuicIo::Loop => BotIo::Loop {
+            drivers: Arc::new(DriverPool::new(endpoint_count as usize)),
+            schedulers: Arc::new(Schedulers::new(stats.clone())),
+        },
+    };
     let (matchmaker, names) = if args.direct {
         let matchmaker = direct_matchmaker(args)?;
         // Bind the sockets now, so a failure stops the run before it starts.
-        endpoints.endpoint_for(args.server, 0)?;
+        match &io {
+            BotIo::Quinn(endpoints) => {
+                endpoints.endpoint_for(args.server, 0)?;
+            }
+            BotIo::Loop { drivers, .. } => {
+                drivers.driver_for(args.server, 0)?;
+            }
+        }
         (matchmaker, Names::Direct)
     } else {
         let api = ApiClient::new(&args.api)?.with_stats(stats.http());
@@ -184,7 +202,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         };
         let env = BotEnv {
             matchmaker: matchmaker.clone(),
-            endpoints: endpoints.clone(),
+            io: io.clone(),
             quic_configs: quic_configs.clone(),
             stats: stats.clone(),
             connect_gate: gate.clone(),
@@ -204,8 +222,17 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     sampler.abort();
     let _ = sampler.await;
     let cpu_after = own_cpu_seconds();
-    for endpoint in endpoints.endpoints() {
-        let _ = tokio::time::timeout(DRAIN, endpoint.wait_idle()).await;
+    match &io {
+        BotIo::Quinn(endpoints) => {
+            for endpoint in endpoints.endpoints() {
+                let _ = tokio::time::timeout(DRAIN, endpoint.wait_idle()).await;
+            }
+        }
+        BotIo::Loop { drivers, schedulers } => {
+            // Their last traffic count lands before the report is made.
+            let _ = tokio::time::timeout(DRAIN, schedulers.finish()).await;
+            drivers.shutdown(DRAIN).await;
+        }
     }
     let mut samples = samples.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
     if let Some(s) = &scraper

@@ -14,7 +14,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use loadgen::{ApiClient, ClientConfig, ClientError, DevTicketMinter, GameClient, Trust, client_endpoint_for};
+use loadgen::{
+    ApiClient, ClientConfig, ClientError, DevTicketMinter, DriverPool, GameClient, Trust, client_endpoint_for,
+    quic_client_config,
+};
 use protocol::control::{ErrorCode, LobbyState, ServerControl};
 use protocol::datagram::{Buttons, Snapshot, flags};
 use protocol::ticket::JoinTarget;
@@ -200,7 +203,26 @@ async fn play_until(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_joins_plays_and_leaves() {
     let node = Node::start(&[]);
-    let mut client = GameClient::connect(&node.client_config()).await.unwrap();
+    let client = GameClient::connect(&node.client_config()).await.unwrap();
+    assert!(client.quinn_connection().is_some());
+    joins_plays_and_leaves(&node, client).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_on_a_quic_loop_driver_joins_plays_and_leaves() {
+    let node = Node::start(&[]);
+    let drivers = DriverPool::new(1);
+    let driver = drivers.driver_for(node.quic, 0).unwrap();
+    let cfg = node.client_config();
+    let quic = quic_client_config(&cfg.trust).unwrap();
+    let client = GameClient::connect_loop(&driver.handle, &cfg, quic).await.unwrap();
+    assert!(client.quinn_connection().is_none() && client.loop_connection().is_some());
+    joins_plays_and_leaves(&node, client).await;
+    // The clean shutdown reached the node, and the driver forgot the connection.
+    tokio::time::timeout(Duration::from_secs(5), driver.handle.wait_idle()).await.unwrap();
+}
+
+async fn joins_plays_and_leaves(node: &Node, mut client: GameClient) {
     assert_eq!(client.welcome().version, protocol::PROTOCOL_VERSION);
     assert_eq!(client.welcome().node_id, "local");
     assert!(client.welcome().tick_rate >= 20);
@@ -228,6 +250,14 @@ async fn a_client_joins_plays_and_leaves() {
     assert!(client.newest_tick().unwrap() >= snap.tick);
     let next = tokio::time::timeout(Duration::from_secs(5), client.next_snapshot()).await.unwrap().unwrap();
     assert!(next.tick > snap.tick);
+    // Cancelled waits lose nothing: snapshots keep coming afterwards.
+    for _ in 0..5 {
+        let _ = tokio::time::timeout(Duration::from_millis(1), client.next_snapshot()).await;
+        let _ = tokio::time::timeout(Duration::from_millis(1), client.next_event()).await;
+    }
+    let later = tokio::time::timeout(Duration::from_secs(5), client.next_snapshot()).await.unwrap().unwrap();
+    assert!(later.tick > next.tick);
+    assert_eq!(client.closed_reason(), None);
 
     client.leave().await.unwrap();
     client.shutdown(Duration::from_secs(2)).await;
@@ -240,9 +270,25 @@ async fn two_clients_on_one_endpoint_share_a_lobby_and_see_each_other_move() {
     // signatures, just not the certificate).
     let endpoint = client_endpoint_for(&Trust::Insecure, node.quic).unwrap();
     let cfg = ClientConfig::new(node.quic, Trust::Insecure);
+    let a = GameClient::connect_with(&endpoint, &cfg).await.unwrap();
+    let b = GameClient::connect_with(&endpoint, &cfg).await.unwrap();
+    share_a_lobby_and_see_each_other_move(&node, a, b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_on_one_quic_loop_driver_share_a_lobby_and_see_each_other_move() {
+    let node = Node::start(&[]);
+    let drivers = DriverPool::new(1);
+    let driver = drivers.driver_for(node.quic, 0).unwrap();
+    let cfg = ClientConfig::new(node.quic, Trust::Insecure);
+    let quic = quic_client_config(&Trust::Insecure).unwrap();
+    let a = GameClient::connect_loop(&driver.handle, &cfg, quic.clone()).await.unwrap();
+    let b = GameClient::connect_loop(&driver.handle, &cfg, quic).await.unwrap();
+    share_a_lobby_and_see_each_other_move(&node, a, b).await;
+}
+
+async fn share_a_lobby_and_see_each_other_move(node: &Node, mut a: GameClient, mut b: GameClient) {
     let minter = node.minter();
-    let mut a = GameClient::connect_with(&endpoint, &cfg).await.unwrap();
-    let mut b = GameClient::connect_with(&endpoint, &cfg).await.unwrap();
     let ja = a.join(&minter.mint(uuid::Uuid::new_v4(), "alice", mode()).unwrap()).await.unwrap();
     let jb = b.join(&minter.mint(uuid::Uuid::new_v4(), "bob", mode()).unwrap()).await.unwrap();
     assert_eq!(ja.lobby.id, jb.lobby.id, "matchmaking fills the first lobby");
@@ -413,6 +459,49 @@ fn bots_matchmake_again_through_the_api_when_their_lobby_closes() {
     let mm = &report["http"]["matchmake"];
     let placed = mm["count"].as_u64().unwrap() - mm["errors"].as_u64().unwrap() - mm["rate_limited"].as_u64().unwrap();
     assert_eq!(placed, 16 + rejoins, "{report:#}");
+}
+
+#[test]
+fn both_quic_io_modes_play_cleanly_with_snapshots_and_round_trips() {
+    let node = Node::start(&[]);
+    let quic = node.quic.to_string();
+    let data_dir = node.data_dir.to_str().unwrap();
+    for io in ["loop", "quinn"] {
+        let args = [
+            "--direct",
+            "--bots",
+            "12",
+            "--duration",
+            "6s",
+            "--ramp",
+            "1s",
+            "--server",
+            &quic,
+            "--data-dir",
+            data_dir,
+            "--no-scrape",
+            "--quic-io",
+            io,
+        ];
+        let (stdout, report) = run_loadgen(&node, &args);
+        assert_clean_run(&report, 12, &stdout);
+        assert!(report["rtt_ms"]["count"].as_u64().is_some_and(|n| n > 100), "{io}: {report:#}");
+        assert!(report["snapshots_received"].as_u64().is_some_and(|n| n > 12 * 20), "{io}: {report:#}");
+        assert!(report["snapshots_per_sec"]["min"].as_f64().is_some_and(|v| v > 10.0), "{io}: {report:#}");
+        for key in ["up_bytes_per_bot_sec", "down_bytes_per_bot_sec"] {
+            assert!(report["bandwidth"][key].as_f64().is_some_and(|v| v > 100.0), "{io} {key}: {report:#}");
+        }
+    }
+}
+
+#[test]
+fn loop_io_refuses_impairment() {
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["--direct", "--quic-io", "loop", "--loss", "5%", "--no-scrape", "--quiet", "--data-dir", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--quic-io"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
