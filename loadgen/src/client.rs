@@ -22,7 +22,6 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf as _, Bytes, BytesMut};
@@ -669,7 +668,7 @@ impl LoopLink {
     /// on the node).
     fn pump_control(&mut self, down: &Downlink) {
         while self.control.ended.is_none() && self.control.events.len() < EVENT_QUEUE {
-            let Some(event) = try_event(&self.conn) else { break };
+            let Some(event) = self.conn.try_event() else { break };
             if event == ConnEvent::Datagrams {
                 down.take_from(&self.conn);
             }
@@ -693,17 +692,6 @@ impl LoopLink {
             }
             self.control.on_event(event);
         }
-    }
-}
-
-/// Polls [`Conn::next_event`] once: the event it has now, if any. quic-loop
-/// wakes with `notify_waiters`, which stores no permit, so the registration
-/// this drops costs nobody a wake-up.
-fn try_event(conn: &Conn) -> Option<ConnEvent> {
-    let next = std::pin::pin!(conn.next_event());
-    match next.poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(event) => Some(event),
-        Poll::Pending => None,
     }
 }
 
