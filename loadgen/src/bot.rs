@@ -886,10 +886,7 @@ impl Seat {
             self.meter.flush(&mut self.client, stats);
             self.last_flush = now;
         }
-        // Missed ticks are skipped, keeping the phase.
-        while self.due <= now {
-            self.due += self.period;
-        }
+        self.due = next_input_due(self.due, self.client.newest_snapshot_at(), now, self.period);
         None
     }
 
@@ -911,6 +908,28 @@ impl Seat {
         // the client closes its connection.
         let _ = self.reply.send(done);
     }
+}
+
+/// How long after a snapshot arrives the bot sends its next input. Each
+/// QUIC side acknowledges a packet within 25 ms, in a packet of its own if
+/// it has nothing else to send; an input sent inside that window carries
+/// the acknowledgement of the snapshot, and reaches the node ahead of its
+/// next tick (the way shooter clients time inputs to the server's tick).
+const INPUT_AFTER_SNAPSHOT: Duration = Duration::from_millis(20);
+
+/// When the next input is due: a fixed time after the newest snapshot's
+/// arrival, a tick period apart, at least half a period from now; before
+/// any snapshot, the bot's own phase (missed ticks skipped).
+fn next_input_due(due: Instant, snapshot_at: Option<Instant>, now: Instant, period: Duration) -> Instant {
+    let mut next = match snapshot_at {
+        Some(at) => at + INPUT_AFTER_SNAPSHOT,
+        None => due,
+    };
+    let earliest = if snapshot_at.is_some() { now + period / 2 } else { now + Duration::from_nanos(1) };
+    while next < earliest {
+        next += period;
+    }
+    next
 }
 
 /// One scheduler task per quic-loop driver, started with its first bot.
@@ -1025,6 +1044,25 @@ async fn schedule(mut arrivals: mpsc::UnboundedReceiver<Seat>, driver: PooledDri
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn inputs_follow_snapshot_arrivals_and_keep_the_phase_without_them() {
+        use std::time::{Duration, Instant};
+        let p = Duration::from_millis(50);
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        // The input for the snapshot of 100 went out at 118: the next is due
+        // 20 ms after the next snapshot (expected at 150).
+        assert_eq!(super::next_input_due(ms(0), Some(ms(100)), ms(118), p), ms(170));
+        // An input went out at 101: the next keeps half a period away.
+        assert_eq!(super::next_input_due(ms(0), Some(ms(100)), ms(101), p), ms(170));
+        assert_eq!(super::next_input_due(ms(0), Some(ms(60)), ms(90), p), ms(130));
+        // Snapshots stopped: keep stepping a period after the last arrival.
+        assert_eq!(super::next_input_due(ms(0), Some(ms(100)), ms(300), p), ms(370));
+        // None yet: the bot's own phase, missed ticks skipped.
+        assert_eq!(super::next_input_due(ms(10), None, ms(10), p), ms(60));
+        assert_eq!(super::next_input_due(ms(10), None, ms(125), p), ms(160));
+    }
+
     use super::*;
     use protocol::datagram::wire_to_angle;
 

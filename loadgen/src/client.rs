@@ -539,6 +539,11 @@ impl GameClient {
         std::mem::take(&mut self.down.lock().rtt_samples)
     }
 
+    /// When the newest snapshot arrived (read off the socket), if any has.
+    pub fn newest_snapshot_at(&self) -> Option<Instant> {
+        self.down.lock().newest_at
+    }
+
     /// Newest snapshot tick received (what inputs report as `ack_tick`).
     pub fn newest_tick(&self) -> Option<u32> {
         self.take_datagrams();
@@ -787,6 +792,8 @@ struct Downlink {
 struct DownState {
     queue: VecDeque<Snapshot>,
     newest_tick: Option<u32>,
+    /// When the newest snapshot was read off the socket.
+    newest_at: Option<Instant>,
     rebuilder: Rebuilder,
     rtt: RttTracker,
     rtt_samples: Vec<Duration>,
@@ -801,6 +808,7 @@ impl Default for DownState {
         DownState {
             queue: VecDeque::new(),
             newest_tick: None,
+            newest_at: None,
             rebuilder: Rebuilder::default(),
             rtt: RttTracker::new(RTT_PENDING),
             rtt_samples: Vec::new(),
@@ -876,6 +884,7 @@ impl DownState {
             }
         };
         self.newest_tick = Some(snap.tick);
+        self.newest_at = Some(at);
         self.stats.snapshots_received += 1;
         if snap.ack_seq > self.stats.last_ack_seq {
             self.stats.last_ack_seq = snap.ack_seq;

@@ -455,10 +455,12 @@ fn bots_matchmake_again_through_the_api_when_their_lobby_closes() {
     assert_clean_run(&report, 16, &stdout);
     let rejoins = report["rejoins"].as_u64().unwrap();
     assert!(report["lobbies_closed"].as_u64().unwrap() >= 1 && rejoins >= 1, "{report:#}");
-    // Every join, first or not, took one successful matchmake.
+    // Every join, first or not, took one successful matchmake; a bot whose
+    // lobby closed just before the run stopped may hold one placement it
+    // never used.
     let mm = &report["http"]["matchmake"];
     let placed = mm["count"].as_u64().unwrap() - mm["errors"].as_u64().unwrap() - mm["rate_limited"].as_u64().unwrap();
-    assert_eq!(placed, 16 + rejoins, "{report:#}");
+    assert!((16 + rejoins..=16 + rejoins + 16).contains(&placed), "placed {placed}, rejoins {rejoins}: {report:#}");
 }
 
 #[test]
