@@ -509,11 +509,6 @@ impl Driver {
         let timer = e.conn.poll_timeout();
         self.timers.update(key, e.timer, timer);
         e.timer = timer;
-        {
-            let max = e.conn.datagrams().max_size();
-            let mut st = e.shared.lock();
-            st.max_datagram = max;
-        }
         if woke {
             e.shared.app.notify_waiters();
         }
@@ -579,6 +574,9 @@ fn apply_requests(e: &mut Entry, now: Instant) -> bool {
         if unthrottled {
             st.control_throttled = false;
         }
+        // Refreshed here, under the lock taken anyway, rather than in a lock
+        // of its own per pass (the path MTU moves rarely).
+        st.max_datagram = e.conn.datagrams().max_size();
         let datagrams = std::mem::take(&mut st.out_datagrams);
         let control = std::mem::take(&mut st.out_control);
         (datagrams, control, st.finish_control, st.close.take(), unthrottled)
