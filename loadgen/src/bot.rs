@@ -37,7 +37,7 @@ use crate::ticket::DevTicketMinter;
 use crate::tls::{ClientConfigs, EndpointPool, Trust};
 
 /// The eight directions a bot walks in.
-const HEADINGS: [u8; 8] = [
+pub const HEADINGS: [u8; 8] = [
     Buttons::UP,
     Buttons::UP | Buttons::RIGHT,
     Buttons::RIGHT,

@@ -93,16 +93,8 @@ impl Bench {
     }
 
     fn frame(&self, player: u8, seq: u32) -> InputFrame {
-        const DIRS: [u8; 8] = [
-            Buttons::UP,
-            Buttons::UP | Buttons::RIGHT,
-            Buttons::RIGHT,
-            Buttons::DOWN | Buttons::RIGHT,
-            Buttons::DOWN,
-            Buttons::DOWN | Buttons::LEFT,
-            Buttons::LEFT,
-            Buttons::UP | Buttons::LEFT,
-        ];
+        // Walk the way loadgen's bots do.
+        const DIRS: [u8; 8] = loadgen::bot::HEADINGS;
         let dir = DIRS[(player as usize * 3 + seq as usize / 16) % DIRS.len()];
         InputFrame {
             buttons: Buttons(dir | Buttons::FIRE),
