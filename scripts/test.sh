@@ -4,6 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The browser test's npm package (.ci/run also installs Chromium); without
+# them that test is skipped loudly, or fails under CI=true.
+if [ ! -d server/tests/browser/node_modules ] && command -v npm >/dev/null; then
+  (cd server/tests/browser && npm ci --no-audit --no-fund --loglevel=error) || echo "warning: npm ci for the browser test failed"
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

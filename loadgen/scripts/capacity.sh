@@ -41,6 +41,11 @@ ramp_s=${RAMP%s}
 cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 udp_out() { awk '/^Udp:/ { n++; if (n == 2) print $5 }' /proc/net/snmp; }
+# The node's own packets, from its metrics: "in out".
+node_packets() {
+  curl -fsS "$HTTP/metrics" | awk '/^trespasser_udp_packets_total\{dir="in"\}/ { i = $2 }
+    /^trespasser_udp_packets_total\{dir="out"\}/ { o = $2 } END { print i + 0, o + 0 }'
+}
 
 for BOTS in "${BOTS_LIST[@]}"; do
   DATA=$(mktemp -d "$OUT/node-$BOTS.XXXX")
@@ -68,18 +73,19 @@ for BOTS in "${BOTS_LIST[@]}"; do
     sleep 0.5
   done
   sleep "$((ramp_s + SETTLE))"
-  c0=$(cpu_ticks $NODE); u0=$(udp_out); t0=$(date +%s.%N)
+  c0=$(cpu_ticks $NODE); u0=$(udp_out); n0=$(node_packets); t0=$(date +%s.%N)
   p0=$(curl -fsS "$HTTP/metrics" | awk '/^trespasser_players /{print $2}')
   sleep "$WINDOW"
-  c1=$(cpu_ticks $NODE); u1=$(udp_out); t1=$(date +%s.%N)
+  c1=$(cpu_ticks $NODE); u1=$(udp_out); n1=$(node_packets); t1=$(date +%s.%N)
   p1=$(curl -fsS "$HTTP/metrics" | awk '/^trespasser_players /{print $2}')
   rss=$(rss_kib $NODE)
   wait $LG || true
   kill $NODE 2>/dev/null || true
   wait $NODE 2>/dev/null || true
-  python3 - "$BOTS" "$c0" "$c1" "$t0" "$t1" "$p0" "$p1" "$rss" "$u0" "$u1" "$OUT/report-$BOTS.json" "$rss0" <<'PY'
+  python3 - "$BOTS" "$c0" "$c1" "$t0" "$t1" "$p0" "$p1" "$rss" "$u0" "$u1" "$OUT/report-$BOTS.json" "$rss0" "$n0" "$n1" <<'PY'
 import json, sys
-bots, c0, c1, t0, t1, p0, p1, rss, u0, u1, path, rss0 = sys.argv[1:]
+bots, c0, c1, t0, t1, p0, p1, rss, u0, u1, path, rss0, n0, n1 = sys.argv[1:]
+(in0, out0), (in1, out1) = [map(float, n.split()) for n in (n0, n1)]
 secs = float(t1) - float(t0)
 players = (float(p0) + float(p1)) / 2
 cpu = (float(c1) - float(c0)) / 100.0
@@ -99,6 +105,9 @@ row = {
     "node_rss_added_kib_per_player": round((float(rss) - float(rss0)) / players, 1) if players else None,
     "node_rss_idle_mib": round(float(rss0) / 1024, 1),
     "udp_packets_per_player_s": round((float(u1) - float(u0)) / ps, 1) if ps else None,
+    # The node's side alone: packets it received and sent per player-second.
+    "node_packets_in_per_player_s": round((in1 - in0) / ps, 1) if ps else None,
+    "node_packets_out_per_player_s": round((out1 - out0) / ps, 1) if ps else None,
     "snapshots_per_sec": r.get("snapshots_per_sec"),
     "rtt_ms": r.get("rtt_ms"),
     "join_ms": r.get("join_ms"),

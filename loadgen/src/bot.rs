@@ -252,6 +252,8 @@ pub struct BotEnv {
     pub matchmaker: Arc<Matchmaker>,
     pub io: BotIo,
     pub quic_configs: Arc<ClientConfigs>,
+    /// Bots connect as browsers do (`--transport webtransport`).
+    pub webtransport: bool,
     pub stats: Arc<Stats>,
     /// Bounds concurrent joins (account, matchmake, handshake, join).
     pub connect_gate: Arc<Semaphore>,
@@ -469,6 +471,7 @@ async fn connect_and_join(
         server_name: dest.server_name,
         trust: dest.trust,
         client_name: cfg.client_name.clone(),
+        webtransport: env.webtransport,
     };
     let (mut client, driver) = match &env.io {
         BotIo::Quinn(endpoints) => {

@@ -249,6 +249,20 @@ pub struct Args {
     #[arg(long, env = "LOADGEN_QUIC_IO", value_enum)]
     pub quic_io: Option<QuicIo>,
 
+    /// How bots connect: `quic` (native, as the game client) or
+    /// `webtransport` (an HTTP/3 WebTransport session on the same port, as
+    /// browsers; needs `--quic-io loop`, so no impairment).
+    #[arg(long, env = "LOADGEN_TRANSPORT", value_enum, default_value_t = Transport::Quic)]
+    pub transport: Transport,
+
+    /// How late the quic-loop drivers' connection timers may fire. The
+    /// node acks a bot's input up to 25 ms plus its own slack later, riding
+    /// on its next snapshot; with none here, the bot's probe timer (about
+    /// 25 ms plus RTT on loopback) would fire just before that ack arrives
+    /// and send a probe packet. Only `--quic-io loop` uses it.
+    #[arg(long, env = "LOADGEN_TIMER_SLACK", default_value = "10ms", value_parser = humantime::parse_duration)]
+    pub timer_slack: Duration,
+
     /// Runtime worker threads of a multi-threaded runtime; 0 picks: one per
     /// core this process may run on (taskset), and on a single core the
     /// single-threaded runtime, which is cheaper per wake-up.
@@ -291,6 +305,10 @@ pub struct MergeArgs {
 pub enum QuicIoError {
     #[error("--quic-io loop cannot impair its sockets: drop --loss/--latency/--jitter or use --quic-io quinn")]
     LoopImpaired,
+    #[error(
+        "--transport webtransport runs on --quic-io loop, which cannot impair its sockets: drop --loss/--latency/--jitter or --quic-io quinn"
+    )]
+    WebTransportNeedsLoop,
 }
 
 /// A share of bots per minute, as a fraction (`0.1`) or a percentage
@@ -343,6 +361,12 @@ impl Args {
     /// picks quinn for it.
     pub fn quic_io(&self) -> Result<QuicIo, QuicIoError> {
         let impaired = !self.impairment().is_none();
+        if self.transport == Transport::Webtransport {
+            return match (self.quic_io, impaired) {
+                (None | Some(QuicIo::Loop), false) => Ok(QuicIo::Loop),
+                _ => Err(QuicIoError::WebTransportNeedsLoop),
+            };
+        }
         match (self.quic_io, impaired) {
             (Some(QuicIo::Loop), true) => Err(QuicIoError::LoopImpaired),
             (Some(io), _) => Ok(io),
@@ -355,6 +379,16 @@ impl Args {
     pub fn chat_every(&self) -> Option<Duration> {
         (!self.chat_interval.is_zero()).then_some(self.chat_interval)
     }
+}
+
+/// How bots reach the node (`--transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Transport {
+    /// Native QUIC (ALPN `trespasser/1`), as the game client connects.
+    #[default]
+    Quic,
+    /// A WebTransport session over HTTP/3, as browsers connect.
+    Webtransport,
 }
 
 /// The bots' QUIC I/O (`--quic-io`).

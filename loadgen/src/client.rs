@@ -68,12 +68,22 @@ pub struct ClientConfig {
     pub trust: Trust,
     /// Sent in `Hello` (at most 32 bytes).
     pub client_name: String,
+    /// Connect as a browser does: a WebTransport session at
+    /// [`protocol::WEBTRANSPORT_PATH`] (quic-loop clients only, with a
+    /// config from [`crate::tls::webtransport_client_config`]).
+    pub webtransport: bool,
 }
 
 impl ClientConfig {
     /// A config for a local node: server name "localhost", client name "loadgen/0.1".
     pub fn new(server: SocketAddr, trust: Trust) -> ClientConfig {
-        ClientConfig { server, server_name: "localhost".into(), trust, client_name: DEFAULT_CLIENT_NAME.into() }
+        ClientConfig {
+            server,
+            server_name: "localhost".into(),
+            trust,
+            client_name: DEFAULT_CLIENT_NAME.into(),
+            webtransport: false,
+        }
     }
 }
 
@@ -189,6 +199,12 @@ impl std::fmt::Debug for GameClient {
     }
 }
 
+/// The session URL of a node's WebTransport endpoint.
+pub fn webtransport_url(server_name: &str, port: u16) -> String {
+    let host = if server_name.contains(':') { format!("[{server_name}]") } else { server_name.to_string() };
+    format!("https://{host}:{port}{}", protocol::WEBTRANSPORT_PATH)
+}
+
 impl GameClient {
     /// Connects with an endpoint of its own. Prefer [`GameClient::connect_with`]
     /// and a shared endpoint when running many clients.
@@ -232,7 +248,12 @@ impl GameClient {
         cfg: &ClientConfig,
         quic: quinn::ClientConfig,
     ) -> Result<GameClient, ClientError> {
-        let conn = driver.connect(quic, cfg.server, &cfg.server_name);
+        let conn = if cfg.webtransport {
+            let url = webtransport_url(&cfg.server_name, cfg.server.port());
+            driver.connect_webtransport(quic, cfg.server, &cfg.server_name, &url)
+        } else {
+            driver.connect(quic, cfg.server, &cfg.server_name)
+        };
         let result = tokio::time::timeout(HANDSHAKE_TIMEOUT, GameClient::loop_handshake(conn.clone(), cfg))
             .await
             .unwrap_or(Err(ClientError::Timeout));
@@ -248,6 +269,9 @@ impl GameClient {
         cfg: &ClientConfig,
         quic: Option<quinn::ClientConfig>,
     ) -> Result<GameClient, ClientError> {
+        if cfg.webtransport {
+            return Err(ClientError::Connect("WebTransport sessions run on quic-loop clients only".into()));
+        }
         let connecting = match quic {
             Some(quic) => endpoint.connect_with(quic, cfg.server, &cfg.server_name),
             None => endpoint.connect(cfg.server, &cfg.server_name),

@@ -68,12 +68,20 @@ impl PooledDriver {
 #[derive(Debug)]
 pub struct DriverPool {
     per_bind: usize,
+    timer_slack: Duration,
     sets: Mutex<HashMap<SocketAddr, Vec<PooledDriver>>>,
 }
 
 impl DriverPool {
     pub fn new(per_bind: usize) -> DriverPool {
-        DriverPool { per_bind: per_bind.max(1), sets: Mutex::new(HashMap::new()) }
+        DriverPool { per_bind: per_bind.max(1), timer_slack: Duration::ZERO, sets: Mutex::new(HashMap::new()) }
+    }
+
+    /// How late the drivers' connection timers may fire (see
+    /// `quic_loop::DriverConfig::timer_slack`).
+    pub fn with_timer_slack(mut self, slack: Duration) -> DriverPool {
+        self.timer_slack = slack;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<SocketAddr, Vec<PooledDriver>>> {
@@ -93,6 +101,7 @@ impl DriverPool {
                 for i in 0..self.per_bind {
                     let mut config = DriverConfig::new(bind, None);
                     config.udp_buffer_bytes = SOCKET_BUFFER_BYTES;
+                    config.timer_slack = self.timer_slack;
                     let driver =
                         Driver::bind(config, None, None).map_err(|source| DriverError::Bind { bind, source })?;
                     let handle = driver.handle();

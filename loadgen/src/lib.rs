@@ -44,4 +44,7 @@ pub use client::{ClientConfig, ClientError, ClientStats, GameClient, Welcome};
 pub use drivers::{DriverPool, PooledDriver};
 pub use report::Report;
 pub use ticket::DevTicketMinter;
-pub use tls::{ClientConfigs, EndpointPool, Trust, client_endpoint, client_endpoint_for, quic_client_config};
+pub use tls::{
+    ClientConfigs, EndpointPool, Trust, client_endpoint, client_endpoint_for, quic_client_config,
+    webtransport_client_config,
+};

@@ -120,6 +120,9 @@ pub struct Report {
     pub chats: u64,
     #[serde(default)]
     pub churn: Churn,
+    /// How the bots connected: `quic` (native) or `webtransport`.
+    #[serde(default = "native")]
+    pub transport: String,
     /// Network impairment the bots' sockets applied.
     #[serde(default)]
     pub impairment: Option<crate::impair::ImpairmentReport>,
@@ -146,6 +149,10 @@ pub struct Report {
     /// and the match ids behind the counts.
     #[serde(default)]
     pub merge: MergeData,
+}
+
+fn native() -> String {
+    "quic".into()
 }
 
 fn one() -> u32 {
@@ -429,6 +436,9 @@ impl Report {
         }
         if self.arrivals_skipped > 0 {
             rows.push(("arrivals skipped (--bots cap)".into(), self.arrivals_skipped.to_string()));
+        }
+        if !self.transport.is_empty() && self.transport != native() {
+            rows.push(("transport".into(), self.transport.clone()));
         }
         if let Some(imp) = &self.impairment {
             rows.push(("impairment".into(), imp.to_string()));

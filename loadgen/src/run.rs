@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 
 use crate::api::{ApiClient, Tokens};
 use crate::bot::{BotConfig, BotEnv, BotIo, Matchmaker, Schedulers, run_bot};
-use crate::cli::{Args, QuicIo};
+use crate::cli::{Args, QuicIo, Transport};
 use crate::drivers::DriverPool;
 use crate::impair::ImpairStats;
 use crate::report::{Report, Window};
@@ -83,7 +83,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
             Impair { config: impairment, seed: seed ^ ((shard.index as u64) << 48), stats: impair_stats.clone() },
         ))),
         QuicIo::Loop => BotIo::Loop {
-            drivers: Arc::new(DriverPool::new(endpoint_count as usize)),
+            drivers: Arc::new(DriverPool::new(endpoint_count as usize).with_timer_slack(args.timer_slack)),
             schedulers: Arc::new(Schedulers::new(stats.clone())),
         },
     };
@@ -119,7 +119,8 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         (None, false, false) => Some(Scraper::new(&format!("{}/metrics", args.api.trim_end_matches('/')))?),
     };
     let matchmaker = Arc::new(matchmaker);
-    let quic_configs = Arc::new(ClientConfigs::new());
+    let webtransport = args.transport == Transport::Webtransport;
+    let quic_configs = Arc::new(if webtransport { ClientConfigs::webtransport() } else { ClientConfigs::new() });
     let gate = Arc::new(Semaphore::new(args.connect_concurrency as usize));
     let target = match args.lobby {
         Some(id) => JoinTarget::Lobby(id),
@@ -204,6 +205,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
             matchmaker: matchmaker.clone(),
             io: io.clone(),
             quic_configs: quic_configs.clone(),
+            webtransport,
             stats: stats.clone(),
             connect_gate: gate.clone(),
         };
@@ -245,6 +247,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     report.shard = args.shard;
     report.phases = spans;
     report.sustained = Window { start_s: sustained_start, end_s: sustained_end };
+    report.transport = if webtransport { "webtransport" } else { "quic" }.into();
     report.impairment = (!impairment.is_none()).then(|| impair_stats.report(impairment));
     report.loadgen.cpu_s = match (cpu_before, cpu_after) {
         (Some(a), Some(b)) => ((b - a) * 1000.0).round() / 1000.0,

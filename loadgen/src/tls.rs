@@ -160,6 +160,16 @@ fn udp_socket(bind: SocketAddr) -> std::io::Result<UdpSocket> {
 /// The QUIC client configuration (TLS 1.3, ALPN, transport settings) that
 /// trusts `trust`.
 pub fn quic_client_config(trust: &Trust) -> anyhow::Result<quinn::ClientConfig> {
+    client_config_for(trust, false)
+}
+
+/// The client configuration of a WebTransport session: ALPN `h3`, and room
+/// for the server's HTTP/3 control stream.
+pub fn webtransport_client_config(trust: &Trust) -> anyhow::Result<quinn::ClientConfig> {
+    client_config_for(trust, true)
+}
+
+fn client_config_for(trust: &Trust, webtransport: bool) -> anyhow::Result<quinn::ClientConfig> {
     // An explicit provider: the process-wide default is ambiguous when more
     // than one rustls backend is compiled into the workspace.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -184,10 +194,16 @@ pub fn quic_client_config(trust: &Trust) -> anyhow::Result<quinn::ClientConfig> 
             .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider.signature_verification_algorithms)))
             .with_no_client_auth(),
     };
-    tls.alpn_protocols = vec![protocol::ALPN.to_vec()];
+    tls.alpn_protocols =
+        vec![if webtransport { quic_loop::webtransport::ALPN.to_vec() } else { protocol::ALPN.to_vec() }];
 
     let mut config = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls)?));
-    config.transport_config(Arc::new(transport_config()));
+    let mut transport = transport_config();
+    if webtransport {
+        // The server's HTTP/3 control stream.
+        transport.max_concurrent_uni_streams(1u32.into());
+    }
+    config.transport_config(Arc::new(transport));
     Ok(config)
 }
 
@@ -208,12 +224,18 @@ fn transport_config() -> quinn::TransportConfig {
 /// times, to the few nodes the API places it on.
 #[derive(Debug, Default)]
 pub struct ClientConfigs {
+    webtransport: bool,
     built: Mutex<HashMap<Trust, quinn::ClientConfig>>,
 }
 
 impl ClientConfigs {
     pub fn new() -> ClientConfigs {
         ClientConfigs::default()
+    }
+
+    /// Configs for WebTransport sessions ([`webtransport_client_config`]).
+    pub fn webtransport() -> ClientConfigs {
+        ClientConfigs { webtransport: true, ..ClientConfigs::default() }
     }
 
     /// The config for `trust`, built on first use.
@@ -227,7 +249,7 @@ impl ClientConfigs {
         if built.len() >= MAX_CACHED_CONFIGS {
             built.clear();
         }
-        let config = quic_client_config(trust)?;
+        let config = client_config_for(trust, self.webtransport)?;
         built.insert(trust.clone(), config.clone());
         Ok(config)
     }

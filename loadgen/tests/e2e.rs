@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use loadgen::{
     ApiClient, ClientConfig, ClientError, DevTicketMinter, DriverPool, GameClient, Trust, client_endpoint_for,
-    quic_client_config,
+    quic_client_config, webtransport_client_config,
 };
 use protocol::control::{ErrorCode, LobbyState, ServerControl};
 use protocol::datagram::{Buttons, Snapshot, flags};
@@ -287,6 +287,45 @@ async fn two_clients_on_one_quic_loop_driver_share_a_lobby_and_see_each_other_mo
     share_a_lobby_and_see_each_other_move(&node, a, b).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webtransport_client_joins_plays_and_leaves() {
+    let node = Node::start(&[]);
+    let drivers = DriverPool::new(1);
+    let driver = drivers.driver_for(node.quic, 0).unwrap();
+    let cfg = ClientConfig { webtransport: true, ..node.client_config() };
+    let quic = webtransport_client_config(&cfg.trust).unwrap();
+    let client = GameClient::connect_loop(&driver.handle, &cfg, quic).await.unwrap();
+    assert!(client.loop_connection().unwrap().is_webtransport());
+    joins_plays_and_leaves(&node, client).await;
+    tokio::time::timeout(Duration::from_secs(5), driver.handle.wait_idle()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_like_client_and_a_native_one_share_a_lobby_on_one_port() {
+    let node = Node::start(&[]);
+    let drivers = DriverPool::new(1);
+    let driver = drivers.driver_for(node.quic, 0).unwrap();
+    let native = ClientConfig::new(node.quic, Trust::Insecure);
+    let web = ClientConfig { webtransport: true, ..native.clone() };
+    let a =
+        GameClient::connect_loop(&driver.handle, &native, quic_client_config(&Trust::Insecure).unwrap()).await.unwrap();
+    let b = GameClient::connect_loop(&driver.handle, &web, webtransport_client_config(&Trust::Insecure).unwrap())
+        .await
+        .unwrap();
+    share_a_lobby_and_see_each_other_move(&node, a, b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_webtransport_turns_browsers_away() {
+    let node = Node::start(&["--webtransport", "false"]);
+    let drivers = DriverPool::new(1);
+    let driver = drivers.driver_for(node.quic, 0).unwrap();
+    let cfg = ClientConfig { webtransport: true, ..node.client_config() };
+    let quic = webtransport_client_config(&cfg.trust).unwrap();
+    let err = GameClient::connect_loop(&driver.handle, &cfg, quic).await.unwrap_err();
+    assert_eq!(err.kind(), "connect", "{err:?}");
+}
+
 async fn share_a_lobby_and_see_each_other_move(node: &Node, mut a: GameClient, mut b: GameClient) {
     let minter = node.minter();
     let ja = a.join(&minter.mint(uuid::Uuid::new_v4(), "alice", mode()).unwrap()).await.unwrap();
@@ -464,11 +503,11 @@ fn bots_matchmake_again_through_the_api_when_their_lobby_closes() {
 }
 
 #[test]
-fn both_quic_io_modes_play_cleanly_with_snapshots_and_round_trips() {
+fn every_transport_and_quic_io_plays_cleanly_with_snapshots_and_round_trips() {
     let node = Node::start(&[]);
     let quic = node.quic.to_string();
     let data_dir = node.data_dir.to_str().unwrap();
-    for io in ["loop", "quinn"] {
+    for (io, transport) in [("loop", "quic"), ("quinn", "quic"), ("loop", "webtransport")] {
         let args = [
             "--direct",
             "--bots",
@@ -484,9 +523,12 @@ fn both_quic_io_modes_play_cleanly_with_snapshots_and_round_trips() {
             "--no-scrape",
             "--quic-io",
             io,
+            "--transport",
+            transport,
         ];
         let (stdout, report) = run_loadgen(&node, &args);
         assert_clean_run(&report, 12, &stdout);
+        assert_eq!(report["transport"], transport);
         assert!(report["rtt_ms"]["count"].as_u64().is_some_and(|n| n > 100), "{io}: {report:#}");
         assert!(report["snapshots_received"].as_u64().is_some_and(|n| n > 12 * 20), "{io}: {report:#}");
         assert!(report["snapshots_per_sec"]["min"].as_f64().is_some_and(|v| v > 10.0), "{io}: {report:#}");
@@ -494,6 +536,18 @@ fn both_quic_io_modes_play_cleanly_with_snapshots_and_round_trips() {
             assert!(report["bandwidth"][key].as_f64().is_some_and(|v| v > 100.0), "{io} {key}: {report:#}");
         }
     }
+}
+
+#[test]
+fn webtransport_refuses_impairment() {
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["--direct", "--transport", "webtransport", "--latency", "50ms", "--no-scrape", "--quiet"])
+        .args(["--data-dir", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--transport webtransport"), "{stderr}");
 }
 
 #[test]

@@ -33,6 +33,12 @@ pub const PROTOCOL_VERSION: u16 = 2;
 /// ALPN id of the native QUIC protocol.
 pub const ALPN: &[u8] = b"trespasser/1";
 
+/// Where browsers open their WebTransport session on a node's QUIC port
+/// (`https://host:port/play`). The session's first bidirectional stream
+/// carries the control frames and its datagrams the game datagrams,
+/// exactly as on a native connection.
+pub const WEBTRANSPORT_PATH: &str = "/play";
+
 /// Most players a lobby can ever hold; the configured size is at most this.
 /// Bounded so that a full snapshot always fits in one datagram (see
 /// [`datagram::MAX_SNAPSHOT_BYTES`]).

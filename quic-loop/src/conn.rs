@@ -96,6 +96,8 @@ pub(crate) struct ConnState {
     /// Every control byte sent, and the finish, was acknowledged.
     pub(crate) control_acked: bool,
     pub(crate) max_datagram: Option<usize>,
+    /// The connection carries a WebTransport session.
+    pub(crate) webtransport: bool,
     pub(crate) closed: Option<ConnectionError>,
 }
 
@@ -129,6 +131,12 @@ impl Conn {
 
     pub fn remote_address(&self) -> SocketAddr {
         self.shared.remote
+    }
+
+    /// Whether this is a WebTransport session (HTTP/3) rather than a native
+    /// QUIC connection. Known once the handshake completed.
+    pub fn is_webtransport(&self) -> bool {
+        self.shared.lock().webtransport
     }
 
     /// The largest datagram the path takes now (None before the handshake,

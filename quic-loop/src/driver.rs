@@ -18,6 +18,8 @@ use tokio::sync::{Notify, mpsc};
 use crate::conn::{Conn, ConnEvent, ConnShared, ConnState};
 use crate::socket::Socket;
 use crate::timers::Timers;
+use crate::webtransport;
+use crate::wt_streams::{self, WtConn};
 
 /// Bytes reserved at a time for received packets: each packet is copied out
 /// of the socket buffer into this arena and split off, so a packet costs no
@@ -54,6 +56,19 @@ pub struct DriverConfig {
     /// Datagrams a connection keeps for its application before dropping the
     /// oldest.
     pub inbox_datagrams: usize,
+    /// How late a connection's timers may fire. A game's peers each send
+    /// once per tick, so an acknowledgement due between two ticks goes in a
+    /// packet of its own; a few milliseconds of slack let it ride on the
+    /// next tick's datagram instead (every packet carries pending acks, and
+    /// sending one cancels the ack timer). Loss detection, idle timeouts
+    /// and probes are late by as much, which costs nothing at 20 Hz.
+    pub timer_slack: Duration,
+    /// Serve WebTransport sessions at this path to connections that
+    /// negotiate HTTP/3 (ALPN `h3`, which the server config must offer):
+    /// their session's WebTransport stream and datagrams become the
+    /// connection's control stream and datagrams, so the application
+    /// cannot tell them from native ones. None closes such connections.
+    pub webtransport_path: Option<String>,
 }
 
 impl DriverConfig {
@@ -65,6 +80,8 @@ impl DriverConfig {
             udp_buffer_bytes: 4 * 1024 * 1024,
             reuse_port: false,
             inbox_datagrams: DEFAULT_INBOX,
+            timer_slack: Duration::ZERO,
+            webtransport_path: None,
         }
     }
 }
@@ -84,10 +101,18 @@ pub struct DriverStats {
     pub wakeups: AtomicU64,
 }
 
+struct Connect {
+    config: ClientConfig,
+    server_name: String,
+    /// A WebTransport session URL (the config must offer ALPN `h3`).
+    webtransport: Option<String>,
+    shared: Arc<ConnShared>,
+}
+
 pub(crate) struct LoopShared {
     dirty: Mutex<Vec<usize>>,
     wake: Notify,
-    connects: Mutex<Vec<(ClientConfig, String, Arc<ConnShared>)>>,
+    connects: Mutex<Vec<Connect>>,
     close_all: Mutex<Option<(VarInt, Bytes)>>,
     live: AtomicUsize,
     idle: Notify,
@@ -124,6 +149,25 @@ impl LoopHandle {
     /// Starts a connection to `remote`; the handshake runs in the loop
     /// (await [`Conn::established`]).
     pub fn connect(&self, config: ClientConfig, remote: SocketAddr, server_name: &str) -> Conn {
+        self.start_connect(config, remote, server_name, None)
+    }
+
+    /// Starts a WebTransport session at `url` (`https://host:port/path`):
+    /// a QUIC connection offering HTTP/3 (`config`'s ALPN must be `h3`),
+    /// then the extended CONNECT. [`Conn::established`] completes when the
+    /// server accepted the session; the control stream and datagrams then
+    /// work as on a native connection.
+    pub fn connect_webtransport(&self, config: ClientConfig, remote: SocketAddr, server_name: &str, url: &str) -> Conn {
+        self.start_connect(config, remote, server_name, Some(url.to_string()))
+    }
+
+    fn start_connect(
+        &self,
+        config: ClientConfig,
+        remote: SocketAddr,
+        server_name: &str,
+        webtransport: Option<String>,
+    ) -> Conn {
         let shared = Arc::new(ConnShared {
             id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),
             remote,
@@ -131,11 +175,12 @@ impl LoopHandle {
             app: Notify::new(),
             lp: self.shared.clone(),
         });
-        self.shared.connects.lock().unwrap_or_else(|e| e.into_inner()).push((
+        self.shared.connects.lock().unwrap_or_else(|e| e.into_inner()).push(Connect {
             config,
-            server_name.to_string(),
-            shared.clone(),
-        ));
+            server_name: server_name.to_string(),
+            webtransport,
+            shared: shared.clone(),
+        });
         self.shared.wake.notify_one();
         Conn { shared }
     }
@@ -174,17 +219,19 @@ impl LoopHandle {
     }
 }
 
-struct Entry {
-    conn: quinn_proto::Connection,
-    shared: Arc<ConnShared>,
-    control: Option<StreamId>,
+pub(crate) struct Entry {
+    pub(crate) conn: quinn_proto::Connection,
+    pub(crate) shared: Arc<ConnShared>,
+    pub(crate) control: Option<StreamId>,
     /// Control bytes the stream has not taken yet (flow control).
-    control_out: std::collections::VecDeque<Bytes>,
+    pub(crate) control_out: std::collections::VecDeque<Bytes>,
     finish_pending: bool,
     finished: bool,
     timer: Option<Instant>,
     touched: bool,
     closed: bool,
+    /// HTTP/3 and WebTransport state, for WebTransport connections.
+    pub(crate) wt: Option<Box<WtConn>>,
 }
 
 /// The loop. Create it on the runtime that will run it, then `run` it.
@@ -203,6 +250,8 @@ pub struct Driver {
     response: Vec<u8>,
     send_buf: Vec<u8>,
     inbox: usize,
+    timer_slack: Duration,
+    webtransport_path: Option<String>,
     closing: bool,
 }
 
@@ -243,6 +292,8 @@ impl Driver {
             response: Vec::new(),
             send_buf: Vec::new(),
             inbox: config.inbox_datagrams.max(1),
+            timer_slack: config.timer_slack,
+            webtransport_path: config.webtransport_path,
             closing: false,
         })
     }
@@ -303,8 +354,8 @@ impl Driver {
     /// everything, and connections with queued work.
     fn take_requests(&mut self, now: Instant) {
         let connects = std::mem::take(&mut *self.shared.connects.lock().unwrap_or_else(|e| e.into_inner()));
-        for (config, name, conn) in connects {
-            self.start_connect(now, config, &name, conn);
+        for c in connects {
+            self.start_connect(now, c);
         }
         let close_all = self.shared.close_all.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some((code, reason)) = close_all {
@@ -323,9 +374,10 @@ impl Driver {
         }
     }
 
-    fn start_connect(&mut self, now: Instant, config: ClientConfig, name: &str, shared: Arc<ConnShared>) {
-        match self.endpoint.connect(now, config, shared.remote, name) {
-            Ok((ch, conn)) => self.insert(ch, conn, shared),
+    fn start_connect(&mut self, now: Instant, c: Connect) {
+        let Connect { config, server_name, webtransport, shared } = c;
+        match self.endpoint.connect(now, config, shared.remote, &server_name) {
+            Ok((ch, conn)) => self.insert(ch, conn, shared, webtransport.map(|url| Box::new(WtConn::client(url)))),
             Err(e) => {
                 let mut st = shared.lock();
                 st.closed = Some(ConnectionError::TransportError(quinn_proto::TransportError {
@@ -339,7 +391,13 @@ impl Driver {
         }
     }
 
-    fn insert(&mut self, ch: ConnectionHandle, conn: quinn_proto::Connection, shared: Arc<ConnShared>) {
+    fn insert(
+        &mut self,
+        ch: ConnectionHandle,
+        conn: quinn_proto::Connection,
+        shared: Arc<ConnShared>,
+        wt: Option<Box<WtConn>>,
+    ) {
         let key = ch.0;
         if self.entries.len() <= key {
             self.entries.resize_with(key + 1, || None);
@@ -348,6 +406,7 @@ impl Driver {
             let mut st = shared.lock();
             st.key = Some(key);
             st.in_datagram_limit = self.inbox;
+            st.webtransport = wt.is_some();
             // Work queued before the loop knew the connection.
             st.dirty = false;
         }
@@ -361,6 +420,7 @@ impl Driver {
             timer: None,
             touched: false,
             closed: false,
+            wt,
         });
         self.shared.live.fetch_add(1, Ordering::AcqRel);
         self.touch(key);
@@ -424,7 +484,7 @@ impl Driver {
                                     app: Notify::new(),
                                     lp: self.shared.clone(),
                                 });
-                                self.insert(ch, conn, shared.clone());
+                                self.insert(ch, conn, shared.clone(), None);
                                 if let Some(tx) = &self.accepted {
                                     let _ = tx.send(Conn { shared });
                                 }
@@ -480,7 +540,7 @@ impl Driver {
             }
         }
         while let Some(ev) = e.conn.poll() {
-            woke |= app_event(e, ev, now);
+            woke |= app_event(e, ev, now, self.webtransport_path.as_deref());
         }
         // Reading may have freed flow-control credit; sends carry it.
         loop {
@@ -506,7 +566,7 @@ impl Driver {
             e.touched = true;
             self.touched.push(key);
         }
-        let timer = e.conn.poll_timeout();
+        let timer = e.conn.poll_timeout().map(|t| t + self.timer_slack);
         self.timers.update(key, e.timer, timer);
         e.timer = timer;
         if woke {
@@ -549,7 +609,7 @@ fn udp_transmit<'a>(t: &quinn_proto::Transmit, contents: &'a [u8]) -> quinn_udp:
 }
 
 /// Records the close for the application (once).
-fn mark_closed(e: &mut Entry, reason: ConnectionError) {
+pub(crate) fn mark_closed(e: &mut Entry, reason: ConnectionError) {
     if e.closed {
         return;
     }
@@ -567,6 +627,7 @@ fn mark_closed(e: &mut Entry, reason: ConnectionError) {
 /// Moves what the application queued into the connection. Returns whether
 /// the application should wake (control bytes it made room for).
 fn apply_requests(e: &mut Entry, now: Instant) -> bool {
+    let max = max_datagram(e);
     let (datagrams, control, finish, close, unthrottled) = {
         let mut st = e.shared.lock();
         st.dirty = false;
@@ -576,7 +637,7 @@ fn apply_requests(e: &mut Entry, now: Instant) -> bool {
         }
         // Refreshed here, under the lock taken anyway, rather than in a lock
         // of its own per pass (the path MTU moves rarely).
-        st.max_datagram = e.conn.datagrams().max_size();
+        st.max_datagram = max;
         let datagrams = std::mem::take(&mut st.out_datagrams);
         let control = std::mem::take(&mut st.out_control);
         (datagrams, control, st.finish_control, st.close.take(), unthrottled)
@@ -585,6 +646,11 @@ fn apply_requests(e: &mut Entry, now: Instant) -> bool {
         return false;
     }
     for d in datagrams {
+        let d = match &e.wt {
+            None => d,
+            Some(w) if w.open => webtransport::prefix_datagram(&w.prefix, &d),
+            Some(_) => continue,
+        };
         // Oldest first out when the send buffer is full: stale state is
         // worth less than fresh.
         let _ = e.conn.datagrams().send(d, true);
@@ -606,13 +672,23 @@ fn apply_requests(e: &mut Entry, now: Instant) -> bool {
 
 /// The client opens the control stream with its first bytes (once the
 /// server's stream limit is known).
-fn open_client_stream(e: &mut Entry) {
-    if e.control.is_none() && e.conn.side().is_client() && (!e.control_out.is_empty() || e.finish_pending) {
-        e.control = e.conn.streams().open(Dir::Bi);
+pub(crate) fn open_client_stream(e: &mut Entry) {
+    if e.control.is_some() || !e.conn.side().is_client() || (e.control_out.is_empty() && !e.finish_pending) {
+        return;
+    }
+    if e.wt.as_ref().is_some_and(|w| !w.open) {
+        // The session's streams wait for the server's answer to CONNECT.
+        return;
+    }
+    e.control = e.conn.streams().open(Dir::Bi);
+    if e.control.is_some() {
+        if let Some(header) = e.wt.as_ref().and_then(|w| w.control_header()) {
+            e.control_out.push_front(header);
+        }
     }
 }
 
-fn flush_control(e: &mut Entry) {
+pub(crate) fn flush_control(e: &mut Entry) {
     let Some(id) = e.control else { return };
     while let Some(front) = e.control_out.front_mut() {
         match e.conn.send_stream(id).write(front) {
@@ -638,7 +714,7 @@ fn flush_control(e: &mut Entry) {
 
 /// Reads the control stream into the application's queue while it has
 /// room. Returns whether the application should wake.
-fn read_control(e: &mut Entry) -> bool {
+pub(crate) fn read_control(e: &mut Entry) -> bool {
     let Some(id) = e.control else { return false };
     let mut st = e.shared.lock();
     if st.control_end.is_some() {
@@ -680,16 +756,47 @@ fn read_control(e: &mut Entry) -> bool {
     woke
 }
 
+/// The largest application datagram: the path's, less the WebTransport
+/// session prefix.
+fn max_datagram(e: &mut Entry) -> Option<usize> {
+    let max = e.conn.datagrams().max_size()?;
+    match &e.wt {
+        None => Some(max),
+        Some(w) => max.checked_sub(w.prefix.len().max(1)),
+    }
+}
+
+/// The ALPN protocol the handshake settled on.
+fn alpn(conn: &quinn_proto::Connection) -> Option<Vec<u8>> {
+    let data = conn.crypto_session().handshake_data()?;
+    data.downcast::<quinn_proto::crypto::rustls::HandshakeData>().ok()?.protocol
+}
+
 /// Handles one protocol event; returns whether the application should wake.
-fn app_event(e: &mut Entry, ev: Event, now: Instant) -> bool {
+fn app_event(e: &mut Entry, ev: Event, now: Instant, webtransport_path: Option<&str>) -> bool {
     match ev {
         Event::HandshakeDataReady => false,
         Event::Connected => {
-            let max = e.conn.datagrams().max_size();
+            if e.conn.side().is_server() && alpn(&e.conn).as_deref() == Some(webtransport::ALPN) {
+                let Some(path) = webtransport_path else {
+                    e.conn.close(
+                        now,
+                        VarInt::from_u32(webtransport::h3_code::NO_ERROR),
+                        Bytes::from_static(b"no WebTransport here"),
+                    );
+                    mark_closed(e, ConnectionError::LocallyClosed);
+                    return true;
+                };
+                e.wt = Some(Box::new(WtConn::server(Some(path.to_string()))));
+                e.shared.lock().webtransport = true;
+            }
+            let max = max_datagram(e);
             let mut st = e.shared.lock();
-            st.established = true;
+            // A WebTransport connection is established when its session is.
+            st.established = e.wt.is_none();
             st.max_datagram = max;
             drop(st);
+            wt_streams::start(e);
             open_client_stream(e);
             flush_control(e);
             true
@@ -702,6 +809,11 @@ fn app_event(e: &mut Entry, ev: Event, now: Instant) -> bool {
         Event::ConnectionLost { reason } => {
             mark_closed(e, reason);
             true
+        }
+        Event::Stream(StreamEvent::Opened { dir: Dir::Bi }) if e.wt.is_some() => wt_streams::accept_bi(e),
+        Event::Stream(StreamEvent::Opened { dir: Dir::Uni }) if e.wt.is_some() => {
+            wt_streams::accept_uni(e);
+            false
         }
         Event::Stream(StreamEvent::Opened { dir: Dir::Bi }) => {
             while let Some(id) = e.conn.streams().accept(Dir::Bi) {
@@ -726,6 +838,11 @@ fn app_event(e: &mut Entry, ev: Event, now: Instant) -> bool {
             flush_control(e);
             false
         }
+        Event::Stream(StreamEvent::Readable { id }) => wt_streams::readable(e, id),
+        Event::Stream(StreamEvent::Writable { .. }) => {
+            wt_streams::flush(e);
+            false
+        }
         Event::Stream(StreamEvent::Finished { id }) if Some(id) == e.control => {
             let mut st = e.shared.lock();
             if st.out_control.is_empty() && e.control_out.is_empty() {
@@ -743,6 +860,13 @@ fn app_event(e: &mut Entry, ev: Event, now: Instant) -> bool {
             let mut st = e.shared.lock();
             let mut got = false;
             while let Some(d) = e.conn.datagrams().recv() {
+                let d = match &e.wt {
+                    None => d,
+                    Some(w) => match w.strip(&d) {
+                        Some(d) => d,
+                        None => continue,
+                    },
+                };
                 if st.in_datagrams.len() >= st.in_datagram_limit.max(1) {
                     st.in_datagrams.pop_front();
                     st.datagrams_dropped += 1;

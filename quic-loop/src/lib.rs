@@ -22,11 +22,20 @@
 //!
 //! A connection wakes its application task only for control data, closes,
 //! the end of the handshake, and (when asked to) datagrams.
+//!
+//! Browsers reach the same application over WebTransport: a server loop
+//! with [`DriverConfig::webtransport_path`] answers connections that
+//! negotiate HTTP/3 (ALPN `h3`) with SETTINGS, accepts the extended CONNECT
+//! at that path, and maps the session's first WebTransport stream and its
+//! HTTP datagrams onto the same [`Conn`] API ([`Conn::is_webtransport`] tells
+//! them apart); [`LoopHandle::connect_webtransport`] is the client side.
 
 mod conn;
 mod driver;
 mod socket;
 mod timers;
+pub mod webtransport;
+mod wt_streams;
 
 pub use conn::{Conn, ConnEvent, SendDatagramError};
 pub use driver::{Admit, Driver, DriverConfig, DriverStats, LoopHandle};

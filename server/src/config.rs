@@ -227,6 +227,17 @@ pub struct NodeArgs {
     /// clients across them by address.
     #[arg(long, env = "TRESPASSER_QUIC_SHARDS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub quic_shards: u16,
+    /// How late QUIC connection timers may fire. An acknowledgement that
+    /// falls due a few milliseconds before the lobby's next tick then rides
+    /// on that tick's snapshot instead of going in a packet of its own
+    /// (clients are acked at most 25 ms + slack after they send; real
+    /// clients' probe timers allow for RTT variance above that). 0 disables.
+    #[arg(long, env = "TRESPASSER_QUIC_TIMER_SLACK", default_value = "10ms", value_parser = duration)]
+    pub quic_timer_slack: Duration,
+    /// Serve browsers over WebTransport (HTTP/3, ALPN `h3`) on the QUIC
+    /// port, at `/play`, next to native clients.
+    #[arg(long, env = "TRESPASSER_WEBTRANSPORT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub webtransport: bool,
     /// Log format: text or json. Levels come from RUST_LOG (default info).
     #[arg(long, env = "TRESPASSER_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,

@@ -88,6 +88,8 @@ pub struct NodeMetrics {
     pub matches_started: Counter,
     pub matches_completed: Counter,
     pub connections_accepted: Counter,
+    /// Accepted connections that are browsers' WebTransport sessions.
+    pub webtransport_sessions: Counter,
     pub connections_refused: ConnRefusals,
     join_refusals: Family<Code, Counter>,
     pub chat_messages: Counter,
@@ -167,6 +169,7 @@ pub fn new_metrics() -> (NodeMetrics, Registry) {
         matches_started: Counter::default(),
         matches_completed: Counter::default(),
         connections_accepted: Counter::default(),
+        webtransport_sessions: Counter::default(),
         connections_refused: ConnRefusals {
             max_connections: c("max_connections"),
             ip_rate: c("ip_rate"),
@@ -206,6 +209,11 @@ pub fn new_metrics() -> (NodeMetrics, Registry) {
     r.register("matches_started", "Matches started", m.matches_started.clone());
     r.register("matches_completed", "Matches that reached the kill target", m.matches_completed.clone());
     r.register("connections_accepted", "QUIC connections accepted", m.connections_accepted.clone());
+    r.register(
+        "webtransport_sessions",
+        "Accepted connections that are WebTransport sessions (browsers)",
+        m.webtransport_sessions.clone(),
+    );
     r.register("connections_refused", "Connection attempts refused, by reason", refused);
     r.register("join_refusals", "Join requests refused, by error code", m.join_refusals.clone());
     r.register("chat_messages", "Chat messages received", m.chat_messages.clone());

@@ -169,6 +169,8 @@ impl Node {
             handshake_timeout: args.handshake_timeout,
             idle_timeout: args.idle_timeout,
             udp_buffer_bytes: args.udp_buffer,
+            timer_slack: args.quic_timer_slack,
+            webtransport: args.webtransport,
         };
         let server_cfg = transport::server_config(identity, &limits)?;
         let shards = Shards::start(args.quic_shards, args.quic_addr, server_cfg, limits, ctx)?;

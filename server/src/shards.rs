@@ -63,6 +63,8 @@ impl Shards {
                     runtime.block_on(async move {
                         let mut cfg = DriverConfig::new(bind_addr, Some(Arc::new(config)));
                         cfg.udp_buffer_bytes = limits.udp_buffer_bytes;
+                        cfg.timer_slack = limits.timer_slack;
+                        cfg.webtransport_path = limits.webtransport.then(|| protocol::WEBTRANSPORT_PATH.to_string());
                         cfg.reuse_port = count > 1;
                         let (accepted_tx, accepted_rx) = mpsc::unbounded_channel();
                         let admit = {

@@ -34,6 +34,11 @@ pub struct TransportLimits {
     pub handshake_timeout: Duration,
     pub idle_timeout: Duration,
     pub udp_buffer_bytes: usize,
+    /// How late connection timers may fire (see `quic_loop::DriverConfig`).
+    pub timer_slack: Duration,
+    /// Accept WebTransport sessions (ALPN `h3`) at
+    /// [`protocol::WEBTRANSPORT_PATH`].
+    pub webtransport: bool,
 }
 
 pub fn server_config(identity: Identity, limits: &TransportLimits) -> anyhow::Result<quinn::ServerConfig> {
@@ -45,14 +50,19 @@ pub fn server_config(identity: Identity, limits: &TransportLimits) -> anyhow::Re
         .with_single_cert(identity.chain, identity.key)
         .context("the certificate and key do not form a valid identity")?;
     tls.alpn_protocols = vec![protocol::ALPN.to_vec()];
+    if limits.webtransport {
+        tls.alpn_protocols.push(quic_loop::webtransport::ALPN.to_vec());
+    }
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).context("QUIC TLS configuration")?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     let mut transport = quinn::TransportConfig::default();
     transport
         .max_idle_timeout(Some(limits.idle_timeout.try_into().context("idle timeout too large")?))
-        // One control stream per connection, opened by the client.
-        .max_concurrent_bidi_streams(1u8.into())
-        .max_concurrent_uni_streams(0u8.into())
+        // One control stream per connection, opened by the client; a
+        // WebTransport session also needs its CONNECT stream and the
+        // browser's HTTP/3 control and QPACK streams.
+        .max_concurrent_bidi_streams(if limits.webtransport { 2u8 } else { 1 }.into())
+        .max_concurrent_uni_streams(if limits.webtransport { 3u8 } else { 0 }.into())
         .datagram_receive_buffer_size(Some(16 * 1024))
         .datagram_send_buffer_size(16 * 1024);
     // Ask clients to hold their acknowledgements for up to a tick and a
@@ -118,6 +128,9 @@ pub async fn accept_loop(
             match tokio::time::timeout(timeout, conn.established()).await {
                 Ok(Ok(())) => {
                     metrics.connections_accepted.inc();
+                    if conn.is_webtransport() {
+                        metrics.webtransport_sessions.inc();
+                    }
                     session::run(conn, ctx).await;
                 }
                 Ok(Err(_)) => {

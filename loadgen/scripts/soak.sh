@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The soak: the node pinned to one core, loadgen to another, BOTS bots in
+# 8-player lobbies at 20 Hz for DURATION. loadgen scrapes the node every
+# second and reports the fitted trend of its memory after the warm-up
+# (`soak` in the JSON report, the `memory_flat` verdict, and the plots of
+# the HTML report).
+#
+#   loadgen/scripts/soak.sh [BOTS]          # default 1000
+#
+# Env:
+#   NODE_BIN, LOADGEN_BIN   binaries (default target/release/...)
+#   DURATION [1h]  WARMUP [5m]  RAMP [30s]
+#   NODE_CORE, LOADGEN_CORE [0, 1]   NODE_FLAGS, LOADGEN_FLAGS  extra flags
+#   OUT  where the reports go [a new /tmp/soak.XXXX]
+#   QUIC_PORT, HTTP_PORT  the node's ports [4433, 8080]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+NODE_BIN=${NODE_BIN:-target/release/trespasser}
+LOADGEN_BIN=${LOADGEN_BIN:-target/release/loadgen}
+BOTS=${1:-1000}
+DURATION=${DURATION:-1h}
+WARMUP=${WARMUP:-5m}
+RAMP=${RAMP:-30s}
+NODE_CORE=${NODE_CORE:-0}
+LOADGEN_CORE=${LOADGEN_CORE:-1}
+OUT=${OUT:-$(mktemp -d /tmp/soak.XXXXXX)}
+QUIC_PORT=${QUIC_PORT:-4433}
+HTTP_PORT=${HTTP_PORT:-8080}
+mkdir -p "$OUT"
+DATA=$(mktemp -d "$OUT/node.XXXX")
+
+# shellcheck disable=SC2086
+taskset -c "$NODE_CORE" "$NODE_BIN" serve --data-dir "$DATA" --quic-addr "127.0.0.1:$QUIC_PORT" \
+  --http-addr "127.0.0.1:$HTTP_PORT" --max-lobbies 5000 --max-connections 20000 ${NODE_FLAGS:-} \
+  >"$OUT/node.log" 2>&1 &
+NODE=$!
+trap 'kill $NODE 2>/dev/null || true' EXIT
+for _ in $(seq 200); do grep -q ready "$OUT/node.log" 2>/dev/null && break; sleep 0.1; done
+
+# shellcheck disable=SC2086
+taskset -c "$LOADGEN_CORE" "$LOADGEN_BIN" --direct --data-dir "$DATA" --server "127.0.0.1:$QUIC_PORT" \
+  --metrics-url "http://127.0.0.1:$HTTP_PORT/metrics" --bots "$BOTS" --ramp "$RAMP" \
+  --soak --duration "$DURATION" --soak-warmup "$WARMUP" \
+  --json "$OUT/report.json" --html "$OUT/report.html" ${LOADGEN_FLAGS:-} | tee "$OUT/loadgen.log"
+echo "reports in $OUT" >&2

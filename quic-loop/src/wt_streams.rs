@@ -1,0 +1,376 @@
+//! The driver's side of a WebTransport connection: which stream is which,
+//! the CONNECT exchange, and mapping the session's WebTransport stream onto
+//! the connection's control stream. The wire formats live in
+//! [`crate::webtransport`]; here they meet quinn-proto's streams.
+
+use bytes::{Bytes, BytesMut};
+use quinn_proto::{ApplicationClose, ConnectionError, Dir, StreamId, VarInt};
+
+use crate::driver::{Entry, mark_closed, open_client_stream, read_control};
+use crate::webtransport::{self as wt, Parsed, SessionMessage, WtError, h3_code};
+
+/// Most bidirectional streams a server holds while reading their header.
+const MAX_PENDING_STREAMS: usize = 4;
+/// Most peer unidirectional streams kept open (control, QPACK encoder and
+/// decoder are all a peer needs).
+const MAX_UNI_STREAMS: usize = 8;
+
+pub(crate) struct WtConn {
+    /// The client's session URL; None on the server.
+    url: Option<String>,
+    /// The server's session path (None: any).
+    path: Option<String>,
+    /// The CONNECT stream, whose id is the session id.
+    session: Option<StreamId>,
+    /// The CONNECT was answered with 2xx.
+    pub(crate) open: bool,
+    /// Bytes read from the CONNECT stream not consumed yet.
+    connect_in: BytesMut,
+    capsules: BytesMut,
+    /// Server: bidirectional streams whose WebTransport header is incomplete.
+    pending_bi: Vec<(StreamId, BytesMut)>,
+    /// The peer's unidirectional streams: bytes until the type is known,
+    /// then None (read and dropped).
+    uni_in: Vec<(StreamId, Option<BytesMut>)>,
+    /// Writes waiting for stream credit, and whether to finish after.
+    out: Vec<(StreamId, Bytes, bool)>,
+    /// The datagram prefix of the session.
+    pub(crate) prefix: Bytes,
+}
+
+impl WtConn {
+    pub(crate) fn client(url: String) -> WtConn {
+        WtConn::new(Some(url), None)
+    }
+
+    pub(crate) fn server(path: Option<String>) -> WtConn {
+        WtConn::new(None, path)
+    }
+
+    fn new(url: Option<String>, path: Option<String>) -> WtConn {
+        WtConn {
+            url,
+            path,
+            session: None,
+            open: false,
+            connect_in: BytesMut::new(),
+            capsules: BytesMut::new(),
+            pending_bi: Vec::new(),
+            uni_in: Vec::new(),
+            out: Vec::new(),
+            prefix: Bytes::new(),
+        }
+    }
+
+    /// The WebTransport stream header the client's control stream starts with.
+    pub(crate) fn control_header(&self) -> Option<Bytes> {
+        self.session.map(|s| wt::stream_header(s.into()))
+    }
+
+    /// A received datagram's payload, if it belongs to the open session.
+    pub(crate) fn strip(&self, d: &Bytes) -> Option<Bytes> {
+        let session = self.session.filter(|_| self.open)?;
+        wt::strip_datagram(d, session.into())
+    }
+}
+
+/// The handshake completed: open our HTTP/3 control stream, and (client)
+/// send the CONNECT.
+pub(crate) fn start(e: &mut Entry) {
+    let Some(w) = e.wt.as_mut() else { return };
+    if let Some(id) = e.conn.streams().open(Dir::Uni) {
+        w.out.push((id, wt::control_stream_opening(), false));
+    }
+    if let Some(url) = w.url.clone() {
+        match (wt::connect_request(&url), e.conn.streams().open(Dir::Bi)) {
+            (Ok(req), Some(id)) => {
+                w.session = Some(id);
+                w.prefix = wt::datagram_prefix(id.into());
+                w.out.push((id, req, false));
+            }
+            (Err(err), _) => fail(e, h3_code::REQUEST_REJECTED, &err.to_string()),
+            (Ok(_), None) => fail(e, h3_code::GENERAL_PROTOCOL_ERROR, "the server allows no bidirectional stream"),
+        }
+    }
+    flush(e);
+}
+
+/// Writes what waits for stream credit.
+pub(crate) fn flush(e: &mut Entry) {
+    let Some(w) = e.wt.as_mut() else { return };
+    w.out.retain_mut(|(id, data, finish)| {
+        let mut send = e.conn.send_stream(*id);
+        while !data.is_empty() {
+            match send.write(data) {
+                Ok(n) => {
+                    let _ = data.split_to(n);
+                }
+                Err(quinn_proto::WriteError::Blocked) => return true,
+                Err(_) => return false,
+            }
+        }
+        if *finish {
+            let _ = send.finish();
+        }
+        false
+    });
+}
+
+/// The peer opened bidirectional streams.
+pub(crate) fn accept_bi(e: &mut Entry) -> bool {
+    let mut woke = false;
+    while let Some(id) = e.conn.streams().accept(Dir::Bi) {
+        let Some(w) = e.wt.as_mut() else { return woke };
+        if w.url.is_some() {
+            // Servers open no streams of their own in this application.
+            let _ = e.conn.recv_stream(id).stop(VarInt::from_u32(h3_code::STREAM_CREATION_ERROR));
+        } else if w.session.is_none() {
+            w.session = Some(id);
+            w.prefix = wt::datagram_prefix(id.into());
+            woke |= read_connect(e, id);
+        } else if e.control.is_none() && w.pending_bi.len() < MAX_PENDING_STREAMS {
+            w.pending_bi.push((id, BytesMut::new()));
+            woke |= read_pending(e, id);
+        } else {
+            let _ = e.conn.recv_stream(id).stop(VarInt::from_u32(h3_code::STREAM_CREATION_ERROR));
+        }
+    }
+    woke
+}
+
+/// The peer opened unidirectional streams.
+pub(crate) fn accept_uni(e: &mut Entry) {
+    while let Some(id) = e.conn.streams().accept(Dir::Uni) {
+        let Some(w) = e.wt.as_mut() else { return };
+        if w.uni_in.len() >= MAX_UNI_STREAMS {
+            let _ = e.conn.recv_stream(id).stop(VarInt::from_u32(h3_code::STREAM_CREATION_ERROR));
+            continue;
+        }
+        w.uni_in.push((id, Some(BytesMut::new())));
+        read_uni(e, id);
+    }
+}
+
+/// A stream other than the control stream has bytes; returns whether the
+/// application should wake.
+pub(crate) fn readable(e: &mut Entry, id: StreamId) -> bool {
+    let Some(w) = e.wt.as_ref() else { return false };
+    if w.session == Some(id) {
+        read_connect(e, id)
+    } else if w.pending_bi.iter().any(|(s, _)| *s == id) {
+        read_pending(e, id)
+    } else if w.uni_in.iter().any(|(s, _)| *s == id) {
+        read_uni(e, id);
+        false
+    } else {
+        false
+    }
+}
+
+/// Everything readable on `id` now, and whether the stream ended.
+/// `into` None drops the bytes.
+fn read_all(e: &mut Entry, id: StreamId, mut into: Option<&mut BytesMut>, limit: usize) -> Result<bool, ()> {
+    let mut recv = e.conn.recv_stream(id);
+    let Ok(mut chunks) = recv.read(true) else { return Err(()) };
+    let mut ended = false;
+    loop {
+        match chunks.next(usize::MAX) {
+            Ok(Some(chunk)) => {
+                let Some(into) = into.as_deref_mut() else { continue };
+                if into.len() + chunk.bytes.len() > limit {
+                    let _ = chunks.finalize();
+                    return Err(());
+                }
+                into.extend_from_slice(&chunk.bytes);
+            }
+            Ok(None) => {
+                ended = true;
+                break;
+            }
+            Err(quinn_proto::ReadError::Blocked) => break,
+            Err(quinn_proto::ReadError::Reset(_)) => {
+                ended = true;
+                break;
+            }
+        }
+    }
+    let _ = chunks.finalize();
+    Ok(ended)
+}
+
+/// The CONNECT stream: the request (server) or response (client), then
+/// capsules until the session ends.
+fn read_connect(e: &mut Entry, id: StreamId) -> bool {
+    let mut buf = std::mem::take(&mut e.wt.as_mut().expect("wt").connect_in);
+    let read = read_all(e, id, Some(&mut buf), wt::MAX_CONNECT_BYTES);
+    let w = e.wt.as_mut().expect("wt");
+    w.connect_in = buf;
+    let ended = match read {
+        Ok(ended) => ended,
+        Err(()) => {
+            fail(e, h3_code::MESSAGE_ERROR, &WtError::TooLarge.to_string());
+            return true;
+        }
+    };
+    let mut woke = false;
+    if !w.open {
+        if w.url.is_some() {
+            match wt::parse_connect_response(&w.connect_in) {
+                Ok(Parsed::Incomplete) => {}
+                Ok(Parsed::Done((), n)) => {
+                    let _ = w.connect_in.split_to(n);
+                    w.open = true;
+                    e.shared.lock().established = true;
+                    open_client_stream(e);
+                    crate::driver::flush_control(e);
+                    woke = true;
+                }
+                Err(err) => {
+                    fail(e, h3_code::REQUEST_REJECTED, &err.to_string());
+                    return true;
+                }
+            }
+        } else {
+            match wt::parse_connect_request(&w.connect_in) {
+                Ok(Parsed::Incomplete) => {}
+                Ok(Parsed::Done(path, n)) => {
+                    let _ = w.connect_in.split_to(n);
+                    if w.path.as_deref().is_none_or(|p| p == path) {
+                        w.open = true;
+                        w.out.push((id, wt::connect_response(200), false));
+                        e.shared.lock().established = true;
+                        woke = true;
+                    } else {
+                        // Answered, then left to the application's handshake
+                        // timeout, like a connection that never says hello.
+                        w.out.push((id, wt::connect_response(404), true));
+                    }
+                    flush(e);
+                }
+                Err(_) => {
+                    w.out.push((id, wt::connect_response(400), true));
+                    flush(e);
+                }
+            }
+        }
+    }
+    let w = e.wt.as_mut().expect("wt");
+    if w.open {
+        let mut buf = std::mem::take(&mut w.connect_in);
+        let message = wt::read_session_frames(&mut buf, &mut w.capsules);
+        w.connect_in = buf;
+        match message {
+            Ok(Some(SessionMessage::Close { code, reason })) => {
+                end_session(e, code, reason.as_bytes());
+                return true;
+            }
+            Ok(None) if ended => {
+                end_session(e, 0, b"webtransport session ended");
+                return true;
+            }
+            Ok(None) => {}
+            Err(err) => {
+                fail(e, h3_code::MESSAGE_ERROR, &err.to_string());
+                return true;
+            }
+        }
+    } else if ended && w.url.is_some() {
+        fail(e, h3_code::REQUEST_REJECTED, "the server ended the CONNECT stream without an answer");
+        return true;
+    }
+    woke
+}
+
+/// A bidirectional stream whose WebTransport header is not complete yet.
+fn read_pending(e: &mut Entry, id: StreamId) -> bool {
+    let w = e.wt.as_mut().expect("wt");
+    let Some(pos) = w.pending_bi.iter().position(|(s, _)| *s == id) else { return false };
+    let (_, mut buf) = w.pending_bi.swap_remove(pos);
+    let ended = match read_all(e, id, Some(&mut buf), 64 * 1024) {
+        Ok(ended) => ended,
+        Err(()) => return false,
+    };
+    let session = e.wt.as_ref().and_then(|w| w.session).map(u64::from);
+    match wt::parse_stream_header(&buf) {
+        Ok(Parsed::Incomplete) if !ended => {
+            e.wt.as_mut().expect("wt").pending_bi.push((id, buf));
+            false
+        }
+        Ok(Parsed::Done(s, n)) if Some(s) == session && e.control.is_none() => {
+            let rest = buf.split_off(n).freeze();
+            e.control = Some(id);
+            let mut woke = false;
+            {
+                let mut st = e.shared.lock();
+                if !rest.is_empty() {
+                    st.in_control_bytes += rest.len();
+                    st.in_control.push_back(rest);
+                    woke = true;
+                }
+                if ended {
+                    st.control_end = Some(crate::ConnEvent::ControlFinished);
+                    woke = true;
+                }
+            }
+            crate::driver::flush_control(e);
+            woke | read_control(e)
+        }
+        _ => {
+            let _ = e.conn.recv_stream(id).stop(VarInt::from_u32(h3_code::STREAM_CREATION_ERROR));
+            false
+        }
+    }
+}
+
+/// The peer's unidirectional streams: the type, then bytes dropped.
+fn read_uni(e: &mut Entry, id: StreamId) {
+    let w = e.wt.as_mut().expect("wt");
+    let Some(pos) = w.uni_in.iter().position(|(s, _)| *s == id) else { return };
+    let mut head = w.uni_in[pos].1.take();
+    // Until the type is known, up to a varint's worth matters.
+    let ended = read_all(e, id, head.as_mut(), 64 * 1024).unwrap_or(true);
+    let w = e.wt.as_mut().expect("wt");
+    let Some(pos) = w.uni_in.iter().position(|(s, _)| *s == id) else { return };
+    if let Some(buf) = head {
+        match wt::parse_uni_type(&buf) {
+            Parsed::Done(t, _) if !wt::keep_uni(t) => {
+                w.uni_in.swap_remove(pos);
+                let _ = e.conn.recv_stream(id).stop(VarInt::from_u32(h3_code::STREAM_CREATION_ERROR));
+                return;
+            }
+            Parsed::Done(..) => {}
+            Parsed::Incomplete => w.uni_in[pos].1 = Some(buf),
+        }
+    }
+    if ended {
+        w.uni_in.swap_remove(pos);
+    }
+}
+
+/// The peer ended the session: close the connection, reporting the peer's
+/// code and reason to the application.
+fn end_session(e: &mut Entry, code: u32, reason: &[u8]) {
+    let now = std::time::Instant::now();
+    e.conn.close(now, VarInt::from_u32(h3_code::NO_ERROR), Bytes::new());
+    mark_closed(
+        e,
+        ConnectionError::ApplicationClosed(ApplicationClose {
+            error_code: VarInt::from_u32(code),
+            reason: Bytes::copy_from_slice(reason),
+        }),
+    );
+}
+
+/// A protocol failure: close with an HTTP/3 code; the application sees the
+/// reason.
+fn fail(e: &mut Entry, code: u32, reason: &str) {
+    let now = std::time::Instant::now();
+    e.conn.close(now, VarInt::from_u32(code), Bytes::copy_from_slice(reason.as_bytes()));
+    mark_closed(
+        e,
+        ConnectionError::ApplicationClosed(ApplicationClose {
+            error_code: VarInt::from_u32(code),
+            reason: Bytes::copy_from_slice(reason.as_bytes()),
+        }),
+    );
+}
