@@ -39,4 +39,6 @@ mod wt_streams;
 
 pub use conn::{Conn, ConnEvent, SendDatagramError};
 pub use driver::{Admit, Driver, DriverConfig, DriverStats, LoopHandle};
-pub use quinn_proto::{ClientConfig, ConnectionError, EndpointConfig, ServerConfig, TransportConfig, VarInt};
+pub use quinn_proto::{
+    ClientConfig, ConnectionError, EndpointConfig, RandomConnectionIdGenerator, ServerConfig, TransportConfig, VarInt,
+};
