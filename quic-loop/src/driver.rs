@@ -664,7 +664,9 @@ fn apply_requests(e: &mut Entry, now: Instant) -> bool {
     // The application made room for control bytes the loop stopped reading.
     let woke = unthrottled && read_control(e);
     if let Some((code, reason)) = close {
-        e.conn.close(now, code, reason);
+        if !wt_streams::close_session(e, code, &reason) {
+            e.conn.close(now, code, reason);
+        }
         mark_closed(e, ConnectionError::LocallyClosed);
     }
     woke
@@ -849,6 +851,10 @@ fn app_event(e: &mut Entry, ev: Event, now: Instant, webtransport_path: Option<&
                 st.control_acked = true;
             }
             true
+        }
+        Event::Stream(StreamEvent::Finished { id }) if e.wt.is_some() => {
+            wt_streams::finished(e, id, now);
+            false
         }
         Event::Stream(StreamEvent::Stopped { id, .. }) if Some(id) == e.control => {
             e.control_out.clear();

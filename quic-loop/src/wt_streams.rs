@@ -36,6 +36,9 @@ pub(crate) struct WtConn {
     out: Vec<(StreamId, Bytes, bool)>,
     /// The datagram prefix of the session.
     pub(crate) prefix: Bytes,
+    /// We sent CLOSE_WEBTRANSPORT_SESSION: close the connection once the
+    /// peer has it.
+    closing: bool,
 }
 
 impl WtConn {
@@ -59,6 +62,7 @@ impl WtConn {
             uni_in: Vec::new(),
             out: Vec::new(),
             prefix: Bytes::new(),
+            closing: false,
         }
     }
 
@@ -344,6 +348,28 @@ fn read_uni(e: &mut Entry, id: StreamId) {
     }
     if ended {
         w.uni_in.swap_remove(pos);
+    }
+}
+
+/// Ends an open session as the application asked: its code and reason go
+/// in a CLOSE_WEBTRANSPORT_SESSION capsule on the CONNECT stream (browsers
+/// hand them to the page as `closeCode` and `reason`), and the connection
+/// closes once the peer acknowledged it (see [`finished`]) or hung up.
+/// Returns false when there is no open session to close this way.
+pub(crate) fn close_session(e: &mut Entry, code: VarInt, reason: &[u8]) -> bool {
+    let Some(w) = e.wt.as_mut() else { return false };
+    let (Some(id), true) = (w.session, w.open) else { return false };
+    let code = u32::try_from(code.into_inner()).unwrap_or(u32::MAX);
+    w.out.push((id, wt::close_session_frame(code, &String::from_utf8_lossy(reason)), true));
+    w.closing = true;
+    flush(e);
+    true
+}
+
+/// Our side of `id` was acknowledged in full.
+pub(crate) fn finished(e: &mut Entry, id: StreamId, now: std::time::Instant) {
+    if e.wt.as_ref().is_some_and(|w| w.closing && w.session == Some(id)) {
+        e.conn.close(now, VarInt::from_u32(h3_code::NO_ERROR), Bytes::new());
     }
 }
 

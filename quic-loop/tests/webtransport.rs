@@ -54,6 +54,33 @@ async fn native_and_webtransport_clients_share_one_port() {
 }
 
 #[tokio::test]
+async fn a_server_close_reaches_the_client_with_its_code_and_reason() {
+    let (server_cfg, mut clients) = tls_set(&[wt::ALPN], &[&[wt::ALPN]]);
+    let (h3_cfg, _) = clients.pop().unwrap();
+    let mut config = DriverConfig::new(loopback(), Some(Arc::new(server_cfg)));
+    config.webtransport_path = Some(PATH.to_string());
+    let (tx, mut rx) = mpsc::unbounded_channel::<Conn>();
+    let driver = Driver::bind(config, None, Some(tx)).unwrap();
+    let server = driver.handle();
+    tokio::spawn(driver.run());
+    let client = client_loop();
+    let web = client.connect_webtransport(h3_cfg, server.local_addr(), "localhost", &url(&server, PATH));
+    tokio::time::timeout(WAIT, web.established()).await.unwrap().unwrap();
+    let accepted = tokio::time::timeout(WAIT, rx.recv()).await.unwrap().unwrap();
+    accepted.established().await.unwrap();
+
+    accepted.close(7, b"kicked by an admin");
+    match tokio::time::timeout(WAIT, web.closed()).await.unwrap() {
+        ConnectionError::ApplicationClosed(close) => {
+            assert_eq!(close.error_code.into_inner(), 7);
+            assert_eq!(&close.reason[..], b"kicked by an admin");
+        }
+        other => panic!("unexpected close: {other:?}"),
+    }
+    tokio::time::timeout(WAIT, server.wait_idle()).await.unwrap();
+}
+
+#[tokio::test]
 async fn a_session_at_an_unknown_path_is_refused_with_404() {
     let (server, _, h3_cfg, _) = wt_server(&[ALPN, wt::ALPN]);
     let client = client_loop();

@@ -17,6 +17,7 @@ use protocol::control::{ClientControl, ServerControl};
 use protocol::datagram::{
     Buttons, ClientDatagram, InputFrame, InputPacket, MAX_INPUT_BYTES, MAX_SNAPSHOT_BYTES, ServerDatagram,
 };
+use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
 fn browser_dir() -> PathBuf {
@@ -39,39 +40,28 @@ fn hex(bytes: &[u8]) -> String {
     protocol::defaults::to_hex(bytes)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chromium_joins_and_plays_over_webtransport_on_the_quic_port() {
-    let chromium = match browser() {
-        Ok(c) => c,
+/// Chromium, or None when the test should be skipped (outside CI).
+fn chromium_or_skip(test: &str) -> Option<PathBuf> {
+    match browser() {
+        Ok(c) => Some(c),
         Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("CI=true needs a browser: {why}"),
         Err(why) => {
-            eprintln!("SKIPPED chromium_joins_and_plays_over_webtransport_on_the_quic_port: {why}");
-            return;
+            eprintln!("SKIPPED {test}: {why}");
+            None
         }
-    };
-    let node = TestNode::start(&[]).await;
-    let ticket = node.ticket(uuid::Uuid::new_v4(), "browser");
-    let mut control = codec::encode_frame(
-        &ClientControl::Hello { version: protocol::PROTOCOL_VERSION, client: "chromium".into() },
-        MAX_CLIENT_FRAME,
-    )
-    .unwrap();
-    control.extend(codec::encode_frame(&ClientControl::Join { ticket }, MAX_CLIENT_FRAME).unwrap());
-    let inputs: Vec<String> = (1..=20u32)
-        .map(|seq| {
-            let frame = InputFrame { buttons: Buttons(Buttons::RIGHT), aim: 0, view_tick: 0 };
-            let packet = InputPacket { ack_tick: 0, first_seq: seq, frames: vec![frame] };
-            hex(&codec::encode(&ClientDatagram::Input(packet), MAX_INPUT_BYTES).unwrap())
-        })
-        .collect();
+    }
+}
+
+/// Runs the browser script against `node`: writes `control` on the
+/// session's stream, sends `inputs` as datagrams, listens for `ms`.
+async fn run_browser(chromium: PathBuf, node: &TestNode, control: &[u8], inputs: &[Vec<u8>], ms: u64) -> Value {
     let args = serde_json::json!({
         "url": format!("https://127.0.0.1:{}{}", node.node.quic_addr.port(), protocol::WEBTRANSPORT_PATH),
         "certHash": hex(&Sha256::digest(&node.node.cert_der)),
-        "control": hex(&control),
-        "inputs": inputs,
-        "ms": 2500,
+        "control": hex(control),
+        "inputs": inputs.iter().map(|d| hex(d)).collect::<Vec<_>>(),
+        "ms": ms,
     });
-
     let out = tokio::task::spawn_blocking(move || {
         Command::new("node")
             .arg("webtransport.mjs")
@@ -85,12 +75,21 @@ async fn chromium_joins_and_plays_over_webtransport_on_the_quic_port() {
     .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "the browser script failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let result: serde_json::Value =
+    let result: Value =
         serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
-    assert_eq!(result["error"], serde_json::Value::Null, "{result:#}");
     assert_eq!(result["ready"], true, "{result:#}");
+    result
+}
 
-    // The session's stream carried Welcome and LobbyJoined.
+fn hello_and_join(ticket: String) -> Vec<u8> {
+    let hello = ClientControl::Hello { version: protocol::PROTOCOL_VERSION, client: "chromium".into() };
+    let mut control = codec::encode_frame(&hello, MAX_CLIENT_FRAME).unwrap();
+    control.extend(codec::encode_frame(&ClientControl::Join { ticket }, MAX_CLIENT_FRAME).unwrap());
+    control
+}
+
+/// The control frames the browser received.
+fn frames(result: &Value) -> Vec<ServerControl> {
     let bytes = protocol::defaults::from_hex(result["control"].as_str().unwrap()).expect("hex");
     let mut frames = Vec::new();
     let mut at = 0;
@@ -98,6 +97,28 @@ async fn chromium_joins_and_plays_over_webtransport_on_the_quic_port() {
         frames.push(msg);
         at += used;
     }
+    frames
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_joins_and_plays_over_webtransport_on_the_quic_port() {
+    let Some(chromium) = chromium_or_skip("chromium_joins_and_plays_over_webtransport_on_the_quic_port") else {
+        return;
+    };
+    let node = TestNode::start(&[]).await;
+    let control = hello_and_join(node.ticket(uuid::Uuid::new_v4(), "browser"));
+    let inputs: Vec<Vec<u8>> = (1..=20u32)
+        .map(|seq| {
+            let frame = InputFrame { buttons: Buttons(Buttons::RIGHT), aim: 0, view_tick: 0 };
+            let packet = InputPacket { ack_tick: 0, first_seq: seq, frames: vec![frame] };
+            codec::encode(&ClientDatagram::Input(packet), MAX_INPUT_BYTES).unwrap()
+        })
+        .collect();
+    let result = run_browser(chromium, &node, &control, &inputs, 2500).await;
+    assert_eq!(result["error"], Value::Null, "{result:#}");
+
+    // The session's stream carried Welcome and LobbyJoined.
+    let frames = frames(&result);
     assert!(matches!(frames.first(), Some(ServerControl::Welcome { .. })), "{frames:?}");
     let Some(ServerControl::LobbyJoined(joined)) = frames.get(1) else { panic!("no LobbyJoined: {frames:?}") };
 
@@ -127,4 +148,20 @@ async fn chromium_joins_and_plays_over_webtransport_on_the_quic_port() {
         "the browser's player is in the snapshots"
     );
     assert_eq!(node.metric("trespasser_webtransport_sessions_total").await, 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_hears_why_the_node_refused_it() {
+    let Some(chromium) = chromium_or_skip("chromium_hears_why_the_node_refused_it") else { return };
+    let node = TestNode::start(&[]).await;
+    let hello = ClientControl::Hello { version: protocol::PROTOCOL_VERSION + 1, client: "chromium".into() };
+    let result = run_browser(chromium, &node, &codec::encode_frame(&hello, MAX_CLIENT_FRAME).unwrap(), &[], 2000).await;
+
+    // The game's Error frame, then the session closed with the node's close
+    // code and the error's stable code as the reason.
+    let frames = frames(&result);
+    let Some(ServerControl::Error { code, .. }) = frames.first() else { panic!("no Error: {frames:?}") };
+    assert_eq!(*code, protocol::control::ErrorCode::VersionMismatch);
+    assert_eq!(result["closed"]["closeCode"], 1, "{result:#}");
+    assert_eq!(result["closed"]["reason"], code.as_str(), "{result:#}");
 }
