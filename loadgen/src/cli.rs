@@ -440,6 +440,13 @@ mod tests {
         let a = Args::try_parse_from(["loadgen", "--quic-io", "loop", "--loss", "1%"]).unwrap();
         assert_eq!(a.quic_io(), Err(QuicIoError::LoopImpaired));
         assert!(Args::try_parse_from(["loadgen", "--quic-io", "tcp"]).is_err());
+        assert_eq!((a.transport, a.timer_slack), (Transport::Quic, Duration::from_millis(10)));
+        let a = Args::try_parse_from(["loadgen", "--transport", "webtransport"]).unwrap();
+        assert_eq!(a.quic_io(), Ok(QuicIo::Loop));
+        for impaired in [&["--loss", "1%"][..], &["--quic-io", "quinn"]] {
+            let a = Args::try_parse_from([&["loadgen", "--transport", "webtransport"][..], impaired].concat()).unwrap();
+            assert_eq!(a.quic_io(), Err(QuicIoError::WebTransportNeedsLoop), "{impaired:?}");
+        }
         let a = Args::try_parse_from(["loadgen", "--insecure", "--fail-on-error", "--vote", "no"]).unwrap();
         assert!(a.insecure && a.fail_on_error);
         assert_eq!(a.vote.restart(), Some(false));

@@ -27,6 +27,7 @@ pub mod h3_code {
     pub const NO_ERROR: u32 = 0x100;
     pub const GENERAL_PROTOCOL_ERROR: u32 = 0x101;
     pub const STREAM_CREATION_ERROR: u32 = 0x103;
+    pub const EXCESSIVE_LOAD: u32 = 0x107;
     pub const REQUEST_REJECTED: u32 = 0x10b;
     pub const MESSAGE_ERROR: u32 = 0x10e;
 }

@@ -14,6 +14,8 @@ const MAX_PENDING_STREAMS: usize = 4;
 /// Most peer unidirectional streams kept open (control, QPACK encoder and
 /// decoder are all a peer needs).
 const MAX_UNI_STREAMS: usize = 8;
+/// Most bytes a peer may send on its unidirectional streams in a session.
+const MAX_UNI_BYTES: usize = 64 * 1024;
 
 pub(crate) struct WtConn {
     /// The client's session URL; None on the server.
@@ -39,6 +41,8 @@ pub(crate) struct WtConn {
     /// We sent CLOSE_WEBTRANSPORT_SESSION: close the connection once the
     /// peer has it.
     closing: bool,
+    /// Bytes read (and dropped) from the peer's unidirectional streams.
+    uni_bytes: usize,
 }
 
 impl WtConn {
@@ -63,6 +67,7 @@ impl WtConn {
             out: Vec::new(),
             prefix: Bytes::new(),
             closing: false,
+            uni_bytes: 0,
         }
     }
 
@@ -99,17 +104,25 @@ pub(crate) fn start(e: &mut Entry) {
     flush(e);
 }
 
-/// Writes what waits for stream credit.
+/// Writes what waits for stream credit, in order per stream.
 pub(crate) fn flush(e: &mut Entry) {
     let Some(w) = e.wt.as_mut() else { return };
+    // A later write to a blocked stream must not overtake the earlier one.
+    let mut blocked: Vec<StreamId> = Vec::new();
     w.out.retain_mut(|(id, data, finish)| {
+        if blocked.contains(id) {
+            return true;
+        }
         let mut send = e.conn.send_stream(*id);
         while !data.is_empty() {
             match send.write(data) {
                 Ok(n) => {
                     let _ = data.split_to(n);
                 }
-                Err(quinn_proto::WriteError::Blocked) => return true,
+                Err(quinn_proto::WriteError::Blocked) => {
+                    blocked.push(*id);
+                    return true;
+                }
                 Err(_) => return false,
             }
         }
@@ -171,15 +184,17 @@ pub(crate) fn readable(e: &mut Entry, id: StreamId) -> bool {
     }
 }
 
-/// Everything readable on `id` now, and whether the stream ended.
-/// `into` None drops the bytes.
-fn read_all(e: &mut Entry, id: StreamId, mut into: Option<&mut BytesMut>, limit: usize) -> Result<bool, ()> {
+/// Everything readable on `id` now: whether the stream ended, and how many
+/// bytes came. `into` None drops the bytes.
+fn read_all(e: &mut Entry, id: StreamId, mut into: Option<&mut BytesMut>, limit: usize) -> Result<(bool, usize), ()> {
     let mut recv = e.conn.recv_stream(id);
     let Ok(mut chunks) = recv.read(true) else { return Err(()) };
     let mut ended = false;
+    let mut read = 0;
     loop {
         match chunks.next(usize::MAX) {
             Ok(Some(chunk)) => {
+                read += chunk.bytes.len();
                 let Some(into) = into.as_deref_mut() else { continue };
                 if into.len() + chunk.bytes.len() > limit {
                     let _ = chunks.finalize();
@@ -199,7 +214,7 @@ fn read_all(e: &mut Entry, id: StreamId, mut into: Option<&mut BytesMut>, limit:
         }
     }
     let _ = chunks.finalize();
-    Ok(ended)
+    Ok((ended, read))
 }
 
 /// The CONNECT stream: the request (server) or response (client), then
@@ -210,7 +225,7 @@ fn read_connect(e: &mut Entry, id: StreamId) -> bool {
     let w = e.wt.as_mut().expect("wt");
     w.connect_in = buf;
     let ended = match read {
-        Ok(ended) => ended,
+        Ok((ended, _)) => ended,
         Err(()) => {
             fail(e, h3_code::MESSAGE_ERROR, &WtError::TooLarge.to_string());
             return true;
@@ -291,7 +306,7 @@ fn read_pending(e: &mut Entry, id: StreamId) -> bool {
     let Some(pos) = w.pending_bi.iter().position(|(s, _)| *s == id) else { return false };
     let (_, mut buf) = w.pending_bi.swap_remove(pos);
     let ended = match read_all(e, id, Some(&mut buf), 64 * 1024) {
-        Ok(ended) => ended,
+        Ok((ended, _)) => ended,
         Err(()) => return false,
     };
     let session = e.wt.as_ref().and_then(|w| w.session).map(u64::from);
@@ -332,8 +347,15 @@ fn read_uni(e: &mut Entry, id: StreamId) {
     let Some(pos) = w.uni_in.iter().position(|(s, _)| *s == id) else { return };
     let mut head = w.uni_in[pos].1.take();
     // Until the type is known, up to a varint's worth matters.
-    let ended = read_all(e, id, head.as_mut(), 64 * 1024).unwrap_or(true);
+    let (ended, read) = read_all(e, id, head.as_mut(), 64 * 1024).unwrap_or((true, 0));
     let w = e.wt.as_mut().expect("wt");
+    w.uni_bytes += read;
+    if w.uni_bytes > MAX_UNI_BYTES {
+        // Control and QPACK streams carry a few hundred bytes in a session
+        // without a dynamic table; a peer streaming more is abusing them.
+        fail(e, h3_code::EXCESSIVE_LOAD, "too much data on HTTP/3 control and QPACK streams");
+        return;
+    }
     let Some(pos) = w.uni_in.iter().position(|(s, _)| *s == id) else { return };
     if let Some(buf) = head {
         match wt::parse_uni_type(&buf) {

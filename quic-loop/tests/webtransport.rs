@@ -80,6 +80,33 @@ async fn a_server_close_reaches_the_client_with_its_code_and_reason() {
     tokio::time::timeout(WAIT, server.wait_idle()).await.unwrap();
 }
 
+/// A peer that streams junk on its HTTP/3 control stream is cut off
+/// instead of costing the node reads forever.
+#[tokio::test]
+async fn a_flood_on_the_http3_control_stream_closes_the_connection() {
+    let (server, _, _, h3_quinn) = wt_server(&[wt::ALPN]);
+    let mut endpoint = quinn::Endpoint::client(loopback()).unwrap();
+    endpoint.set_default_client_config(h3_quinn);
+    let conn = endpoint.connect(server.local_addr(), "localhost").unwrap().await.unwrap();
+    let mut control = conn.open_uni().await.unwrap();
+    control.write_all(&wt::control_stream_opening()).await.unwrap();
+    let junk = vec![0x21u8; 16 * 1024];
+    let flood = async {
+        for _ in 0..64 {
+            if control.write_all(&junk).await.is_err() {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(WAIT, flood).await;
+    match tokio::time::timeout(WAIT, conn.closed()).await.unwrap() {
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            assert_eq!(close.error_code.into_inner(), u64::from(wt::h3_code::EXCESSIVE_LOAD));
+        }
+        other => panic!("unexpected close: {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn a_session_at_an_unknown_path_is_refused_with_404() {
     let (server, _, h3_cfg, _) = wt_server(&[ALPN, wt::ALPN]);
