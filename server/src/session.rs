@@ -238,7 +238,7 @@ async fn serve(conn: &Conn, ctx: &SessionCtx) -> Result<(), SessionError> {
             },
             ev = events.recv() => match ev {
                 Some(ToSession::Control(msg)) => {
-                    let kicked = matches!(msg, ServerControl::Kicked { .. });
+                    let kicked = matches!(*msg, ServerControl::Kicked { .. });
                     write_frame(conn, &msg)?;
                     if kicked {
                         session.set_joined(None);

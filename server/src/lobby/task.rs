@@ -27,10 +27,13 @@ const MAX_DATAGRAMS_PER_TICK: usize = 16;
 /// created for a joiner who might vanish before arriving).
 const EMPTY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// What the lobby sends to a session.
+/// What the lobby sends to a session. Boxed: tokio allocates a session
+/// channel's first block of 32 slots when the channel is made, so the slot
+/// size is paid by every player whether or not anything is sent (32 x 112
+/// bytes of `ServerControl` inline against 32 x 8 boxed).
 #[derive(Debug)]
 pub enum ToSession {
-    Control(ServerControl),
+    Control(Box<ServerControl>),
     /// The session no longer belongs to the lobby (after `LobbyClosed` or `Kicked`).
     Detached,
 }
@@ -182,7 +185,7 @@ fn flush(core: &mut LobbyCore<SessionLink>, manager: &LobbyManager) {
     for out in core.outbox() {
         match out {
             Out::Send(link, msg) => {
-                if link.events.try_send(ToSession::Control(msg)).is_err() {
+                if link.events.try_send(ToSession::Control(Box::new(msg))).is_err() {
                     // The client does not read its control stream; it cannot
                     // keep up with the game, so it is disconnected.
                     link.conn.close(2, b"control stream backlog");
