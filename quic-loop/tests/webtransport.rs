@@ -23,6 +23,18 @@ fn wt_server(alpns: &[&[u8]]) -> (LoopHandle, quic_loop::ClientConfig, quic_loop
     (echo_server_with(config, None), native, h3, h3_quinn)
 }
 
+/// A WebTransport server whose accepted connections come out of the
+/// receiver, for tests that play the server side themselves.
+fn accepting_server(server_cfg: quic_loop::ServerConfig) -> (LoopHandle, mpsc::UnboundedReceiver<Conn>) {
+    let mut config = DriverConfig::new(loopback(), Some(Arc::new(server_cfg)));
+    config.webtransport_path = Some(PATH.to_string());
+    let (tx, rx) = mpsc::unbounded_channel::<Conn>();
+    let driver = Driver::bind(config, None, Some(tx)).unwrap();
+    let server = driver.handle();
+    tokio::spawn(driver.run());
+    (server, rx)
+}
+
 fn url(server: &LoopHandle, path: &str) -> String {
     format!("https://localhost:{}{path}", server.local_addr().port())
 }
@@ -57,12 +69,7 @@ async fn native_and_webtransport_clients_share_one_port() {
 async fn a_server_close_reaches_the_client_with_its_code_and_reason() {
     let (server_cfg, mut clients) = tls_set(&[wt::ALPN], &[&[wt::ALPN]]);
     let (h3_cfg, _) = clients.pop().unwrap();
-    let mut config = DriverConfig::new(loopback(), Some(Arc::new(server_cfg)));
-    config.webtransport_path = Some(PATH.to_string());
-    let (tx, mut rx) = mpsc::unbounded_channel::<Conn>();
-    let driver = Driver::bind(config, None, Some(tx)).unwrap();
-    let server = driver.handle();
-    tokio::spawn(driver.run());
+    let (server, mut rx) = accepting_server(server_cfg);
     let client = client_loop();
     let web = client.connect_webtransport(h3_cfg, server.local_addr(), "localhost", &url(&server, PATH));
     tokio::time::timeout(WAIT, web.established()).await.unwrap().unwrap();
@@ -137,12 +144,7 @@ async fn a_server_without_webtransport_does_not_negotiate_h3() {
 #[tokio::test]
 async fn a_hand_made_http3_client_opens_plays_and_closes_a_session() {
     let (server_cfg, _, h3_quinn) = tls_with(&[wt::ALPN], &[wt::ALPN]);
-    let mut config = DriverConfig::new(loopback(), Some(Arc::new(server_cfg)));
-    config.webtransport_path = Some(PATH.to_string());
-    let (tx, mut rx) = mpsc::unbounded_channel::<Conn>();
-    let driver = Driver::bind(config, None, Some(tx)).unwrap();
-    let server = driver.handle();
-    tokio::spawn(driver.run());
+    let (server, mut rx) = accepting_server(server_cfg);
 
     let mut endpoint = quinn::Endpoint::client(loopback()).unwrap();
     endpoint.set_default_client_config(h3_quinn);
