@@ -28,7 +28,7 @@ pub mod ticket;
 /// Version of the client-node protocol. Bumped on any incompatible change;
 /// the node refuses a `Hello` with another version with
 /// [`control::ErrorCode::VersionMismatch`].
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// ALPN id of the native QUIC protocol.
 pub const ALPN: &[u8] = b"trespasser/1";

@@ -95,8 +95,8 @@ fn client_control() -> Vec<Vector<ClientControl>> {
     vec![
         Vector {
             name: "ClientControl::Hello",
-            value: ClientControl::Hello { version: 2, client: "loadgen/0.1".into() },
-            hex: "00 02 0b6c6f616467656e2f302e31",
+            value: ClientControl::Hello { version: 3, client: "loadgen/0.1".into() },
+            hex: "00 03 0b6c6f616467656e2f302e31",
         },
         Vector {
             name: "ClientControl::Join",
@@ -114,8 +114,8 @@ fn server_control() -> Vec<Vector<ServerControl>> {
     vec![
         Vector {
             name: "ServerControl::Welcome",
-            value: ServerControl::Welcome { version: 2, node_id: "local".into(), tick_rate: 20 },
-            hex: "00 02 056c6f63616c 14",
+            value: ServerControl::Welcome { version: 3, node_id: "local".into(), tick_rate: 20 },
+            hex: "00 03 056c6f63616c 14",
         },
         Vector {
             name: "ServerControl::Error",
@@ -214,7 +214,7 @@ fn client_datagram() -> Vec<Vector<ClientDatagram>> {
                 InputFrame { buttons: Buttons(Buttons::UP | Buttons::RIGHT), aim: 16500, view_tick: 1000 },
             ],
         }),
-        hex: "00 e807 29 02 19 808001 e607 09 f48001 e807",
+        hex: "00 e807 29 02 19 0040 02 09 7440 00",
     }]
 }
 
@@ -383,9 +383,9 @@ fn every_lobby_state() {
 
 #[test]
 fn framed_vectors() {
-    let hello = ClientControl::Hello { version: 2, client: "loadgen/0.1".into() };
+    let hello = ClientControl::Hello { version: 3, client: "loadgen/0.1".into() };
     let framed = codec::encode_frame(&hello, MAX_CLIENT_FRAME).unwrap();
-    assert_eq!(to_hex(&framed), "000e00020b6c6f616467656e2f302e31");
+    assert_eq!(to_hex(&framed), "000e00030b6c6f616467656e2f302e31");
     let (back, used) = codec::decode_frame::<ClientControl>(&framed, MAX_CLIENT_FRAME).unwrap().unwrap();
     assert_eq!((back, used), (hello, framed.len()));
 
@@ -438,9 +438,9 @@ fn refused_vectors() {
     // Inputs: no frames, sequence 0, unknown button bits, more than 8 frames.
     let input = |h: &str| codec::decode::<ClientDatagram>(&bytes(h), MAX_INPUT_BYTES);
     assert_eq!(input("00 00 01 00"), Err(CodecError::Invalid("input frame count")));
-    assert_eq!(input("00 00 00 01 000000"), Err(CodecError::Invalid("input sequence")));
-    assert_eq!(input("00 00 01 01 200000"), Err(CodecError::Invalid("input buttons")));
-    assert!(matches!(input(&format!("00 00 01 09 {}", "000000".repeat(9))), Err(CodecError::Malformed(_))));
+    assert_eq!(input("00 00 00 01 00000000"), Err(CodecError::Invalid("input sequence")));
+    assert_eq!(input("00 00 01 01 20000000"), Err(CodecError::Invalid("input buttons")));
+    assert!(matches!(input(&format!("00 00 01 09 {}", "00000000".repeat(9))), Err(CodecError::Malformed(_))));
     // Snapshots: more than 32 players.
     let snap = codec::decode::<ServerDatagram>(&bytes(&format!("00 01 00 21 {}", "00".repeat(33 * 9))), 2048);
     assert!(matches!(snap, Err(CodecError::Malformed(_))), "{snap:?}");
@@ -462,7 +462,7 @@ fn refused_vectors() {
 fn documented_limits() {
     use protocol::control::*;
     use protocol::datagram::*;
-    assert_eq!(protocol::PROTOCOL_VERSION, 2);
+    assert_eq!(protocol::PROTOCOL_VERSION, 3);
     assert_eq!(protocol::delta::MAX_BASE_AGE, 32);
     assert_eq!(protocol::ALPN, b"trespasser/1");
     assert_eq!(protocol::MAX_PLAYERS_PER_LOBBY, 32);
