@@ -29,6 +29,13 @@ const RECV_ARENA: usize = 64 * 1024;
 const RECV_BATCHES_PER_ROUND: usize = 8;
 /// Most datagrams a connection holds for its application (oldest dropped).
 const DEFAULT_INBOX: usize = 32;
+/// Passes over a connection between refreshes of the largest datagram the
+/// application may send while the path MTU stays put. Asking quinn-proto
+/// touches both packet keys and the peer's parameters (cold cache lines,
+/// ~3 % of a loaded node's CPU when done on every pass); the answer moves
+/// with the path MTU, which is checked on every pass, and otherwise only if
+/// the peer changes the length of its connection ids.
+const MAX_DATAGRAM_REFRESH: u8 = 64;
 
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -230,6 +237,10 @@ pub(crate) struct Entry {
     timer: Option<Instant>,
     touched: bool,
     closed: bool,
+    /// Passes left before the largest datagram size is asked again.
+    max_datagram_refresh: u8,
+    /// The path MTU the application's largest datagram was computed for.
+    max_datagram_mtu: u16,
     /// HTTP/3 and WebTransport state, for WebTransport connections.
     pub(crate) wt: Option<Box<WtConn>>,
 }
@@ -420,6 +431,8 @@ impl Driver {
             timer: None,
             touched: false,
             closed: false,
+            max_datagram_refresh: 0,
+            max_datagram_mtu: 0,
             wt,
         });
         self.shared.live.fetch_add(1, Ordering::AcqRel);
@@ -627,7 +640,18 @@ pub(crate) fn mark_closed(e: &mut Entry, reason: ConnectionError) {
 /// Moves what the application queued into the connection. Returns whether
 /// the application should wake (control bytes it made room for).
 fn apply_requests(e: &mut Entry, now: Instant) -> bool {
-    let max = max_datagram(e);
+    let mtu = e.conn.current_mtu();
+    let max = match e.max_datagram_refresh.checked_sub(1) {
+        Some(left) if mtu == e.max_datagram_mtu => {
+            e.max_datagram_refresh = left;
+            None
+        }
+        _ => {
+            e.max_datagram_refresh = MAX_DATAGRAM_REFRESH;
+            e.max_datagram_mtu = mtu;
+            Some(max_datagram(e))
+        }
+    };
     let (datagrams, control, finish, close, unthrottled) = {
         let mut st = e.shared.lock();
         st.dirty = false;
@@ -635,9 +659,10 @@ fn apply_requests(e: &mut Entry, now: Instant) -> bool {
         if unthrottled {
             st.control_throttled = false;
         }
-        // Refreshed here, under the lock taken anyway, rather than in a lock
-        // of its own per pass (the path MTU moves rarely).
-        st.max_datagram = max;
+        // Refreshed here, under the lock taken anyway.
+        if let Some(max) = max {
+            st.max_datagram = max;
+        }
         let datagrams = std::mem::take(&mut st.out_datagrams);
         let control = std::mem::take(&mut st.out_control);
         (datagrams, control, st.finish_control, st.close.take(), unthrottled)
@@ -760,7 +785,7 @@ pub(crate) fn read_control(e: &mut Entry) -> bool {
 
 /// The largest application datagram: the path's, less the WebTransport
 /// session prefix.
-fn max_datagram(e: &mut Entry) -> Option<usize> {
+pub(crate) fn max_datagram(e: &mut Entry) -> Option<usize> {
     let max = e.conn.datagrams().max_size()?;
     match &e.wt {
         None => Some(max),

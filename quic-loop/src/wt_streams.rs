@@ -217,6 +217,15 @@ fn read_all(e: &mut Entry, id: StreamId, mut into: Option<&mut BytesMut>, limit:
     Ok((ended, read))
 }
 
+/// The session is up: the application may use it, and its datagrams now
+/// carry the session prefix.
+fn session_open(e: &mut Entry) {
+    let max = crate::driver::max_datagram(e);
+    let mut st = e.shared.lock();
+    st.established = true;
+    st.max_datagram = max;
+}
+
 /// The CONNECT stream: the request (server) or response (client), then
 /// capsules until the session ends.
 fn read_connect(e: &mut Entry, id: StreamId) -> bool {
@@ -239,7 +248,7 @@ fn read_connect(e: &mut Entry, id: StreamId) -> bool {
                 Ok(Parsed::Done((), n)) => {
                     let _ = w.connect_in.split_to(n);
                     w.open = true;
-                    e.shared.lock().established = true;
+                    session_open(e);
                     open_client_stream(e);
                     crate::driver::flush_control(e);
                     woke = true;
@@ -257,7 +266,7 @@ fn read_connect(e: &mut Entry, id: StreamId) -> bool {
                     if w.path.as_deref().is_none_or(|p| p == path) {
                         w.open = true;
                         w.out.push((id, wt::connect_response(200), false));
-                        e.shared.lock().established = true;
+                        session_open(e);
                         woke = true;
                     } else {
                         // Answered, then left to the application's handshake
