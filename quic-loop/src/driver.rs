@@ -345,6 +345,7 @@ impl Driver {
                 if let Some(e) = self.entries.get_mut(key).and_then(Option::as_mut) {
                     e.timer = None;
                     e.conn.handle_timeout(now);
+                    wt_streams::on_timeout(e, now);
                 }
                 self.touch(key);
             }
@@ -580,6 +581,10 @@ impl Driver {
             self.touched.push(key);
         }
         let timer = e.conn.poll_timeout().map(|t| t + self.timer_slack);
+        let timer = match (timer, wt_streams::deadline(e)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         self.timers.update(key, e.timer, timer);
         e.timer = timer;
         if woke {

@@ -16,6 +16,13 @@ const MAX_PENDING_STREAMS: usize = 4;
 const MAX_UNI_STREAMS: usize = 8;
 /// Most bytes a peer may send on its unidirectional streams in a session.
 const MAX_UNI_BYTES: usize = 64 * 1024;
+/// How long a session we closed keeps its connection up after the peer
+/// acknowledged our CLOSE_WEBTRANSPORT_SESSION, unless the peer closes the
+/// connection first. Neither the acknowledgement nor the peer's answer on
+/// the CONNECT stream says the page was told: Chromium hands the close to
+/// the page a moment later, and a CONNECTION_CLOSE overtaking it turns the
+/// page's close code and reason into "Connection lost".
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub(crate) struct WtConn {
     /// The client's session URL; None on the server.
@@ -41,6 +48,9 @@ pub(crate) struct WtConn {
     /// We sent CLOSE_WEBTRANSPORT_SESSION: close the connection once the
     /// peer has it.
     closing: bool,
+    /// When a closing session gives up waiting for the peer's end of the
+    /// CONNECT stream and closes the connection.
+    close_by: Option<std::time::Instant>,
     /// Bytes read (and dropped) from the peer's unidirectional streams.
     uni_bytes: usize,
 }
@@ -67,6 +77,7 @@ impl WtConn {
             out: Vec::new(),
             prefix: Bytes::new(),
             closing: false,
+            close_by: None,
             uni_bytes: 0,
         }
     }
@@ -283,7 +294,17 @@ fn read_connect(e: &mut Entry, id: StreamId) -> bool {
         }
     }
     let w = e.wt.as_mut().expect("wt");
-    if w.open {
+    if w.open && w.closing {
+        // The peer's answer to our close (its own capsule, the end of its
+        // side) is not the signal to hang up: Chromium sends it before the
+        // page has been told, and a CONNECTION_CLOSE right behind it turns
+        // the page's close code into "Connection lost". The connection ends
+        // when the peer closes it or when the grace runs out.
+        w.connect_in.clear();
+        if ended && w.close_by.is_none() {
+            w.close_by = Some(std::time::Instant::now() + CLOSE_GRACE);
+        }
+    } else if w.open {
         let mut buf = std::mem::take(&mut w.connect_in);
         let message = wt::read_session_frames(&mut buf, &mut w.capsules);
         w.connect_in = buf;
@@ -397,9 +418,25 @@ pub(crate) fn close_session(e: &mut Entry, code: VarInt, reason: &[u8]) -> bool 
     true
 }
 
-/// Our side of `id` was acknowledged in full.
+/// Our side of `id` was acknowledged in full. For the CONNECT stream of a
+/// session we closed, the peer has the capsule: the connection stays up for
+/// [`CLOSE_GRACE`] so the peer can hand it to the page and hang up itself.
 pub(crate) fn finished(e: &mut Entry, id: StreamId, now: std::time::Instant) {
-    if e.wt.as_ref().is_some_and(|w| w.closing && w.session == Some(id)) {
+    if let Some(w) = e.wt.as_mut().filter(|w| w.closing && w.session == Some(id)) {
+        w.close_by = Some(now + CLOSE_GRACE);
+    }
+}
+
+/// When [`on_timeout`] has work for this connection.
+pub(crate) fn deadline(e: &Entry) -> Option<std::time::Instant> {
+    e.wt.as_ref().and_then(|w| w.close_by)
+}
+
+/// A closing session's grace ran out: close the connection.
+pub(crate) fn on_timeout(e: &mut Entry, now: std::time::Instant) {
+    let Some(w) = e.wt.as_mut() else { return };
+    if w.close_by.is_some_and(|t| t <= now) {
+        w.close_by = None;
         e.conn.close(now, VarInt::from_u32(h3_code::NO_ERROR), Bytes::new());
     }
 }
@@ -408,6 +445,9 @@ pub(crate) fn finished(e: &mut Entry, id: StreamId, now: std::time::Instant) {
 /// code and reason to the application.
 fn end_session(e: &mut Entry, code: u32, reason: &[u8]) {
     let now = std::time::Instant::now();
+    if let Some(w) = e.wt.as_mut() {
+        w.close_by = None;
+    }
     e.conn.close(now, VarInt::from_u32(h3_code::NO_ERROR), Bytes::new());
     mark_closed(
         e,

@@ -138,11 +138,20 @@ async fn a_server_without_webtransport_does_not_negotiate_h3() {
     assert!(matches!(err, ConnectionError::ConnectionClosed(_)), "no application protocol in common: {err:?}");
 }
 
-/// What a browser does, spelled out over stock quinn: our control stream
-/// with SETTINGS, the extended CONNECT, a WebTransport stream and prefixed
-/// datagrams, then a CLOSE_WEBTRANSPORT_SESSION capsule.
-#[tokio::test]
-async fn a_hand_made_http3_client_opens_plays_and_closes_a_session() {
+/// A stock quinn client that opened a WebTransport session by hand, the
+/// way a browser does, and the server's side of the session. The HTTP/3
+/// control streams are held: ending one is a connection error.
+struct HandMade {
+    _server: LoopHandle,
+    _endpoint: quinn::Endpoint,
+    _control: (quinn::SendStream, quinn::RecvStream),
+    conn: quinn::Connection,
+    connect_send: quinn::SendStream,
+    connect_recv: quinn::RecvStream,
+    accepted: Conn,
+}
+
+async fn hand_made_session() -> HandMade {
     let (server_cfg, _, h3_quinn) = tls_with(&[wt::ALPN], &[wt::ALPN]);
     let (server, mut rx) = accepting_server(server_cfg);
 
@@ -168,6 +177,74 @@ async fn a_hand_made_http3_client_opens_plays_and_closes_a_session() {
 
     let accepted = tokio::time::timeout(WAIT, rx.recv()).await.unwrap().unwrap();
     tokio::time::timeout(WAIT, accepted.established()).await.unwrap().unwrap();
+    HandMade {
+        _server: server,
+        _endpoint: endpoint,
+        _control: (control, server_control),
+        conn,
+        connect_send,
+        connect_recv,
+        accepted,
+    }
+}
+
+/// Reads the CONNECT stream until a CLOSE_WEBTRANSPORT_SESSION capsule.
+async fn read_close_capsule(connect_recv: &mut quinn::RecvStream) -> (u32, String) {
+    let (mut buf, mut capsules) = (BytesMut::new(), BytesMut::new());
+    loop {
+        if let Some(wt::SessionMessage::Close { code, reason }) =
+            wt::read_session_frames(&mut buf, &mut capsules).unwrap()
+        {
+            return (code, reason);
+        }
+        let chunk = tokio::time::timeout(WAIT, connect_recv.read_chunk(1024, true)).await.unwrap().unwrap();
+        buf.extend_from_slice(&chunk.expect("the capsule before the stream ends").bytes);
+    }
+}
+
+/// The server's close reaches the page only when the browser's HTTP/3
+/// layer has handed the capsule on, which can be after its QUIC layer
+/// acknowledged it and after it ended its side of the CONNECT stream: the
+/// connection stays up a grace period, then closes cleanly.
+#[tokio::test]
+async fn a_server_close_leaves_the_peer_time_to_hand_it_to_the_page() {
+    let mut s = hand_made_session().await;
+    s.accepted.close(1, b"version_mismatch");
+    assert_eq!(read_close_capsule(&mut s.connect_recv).await, (1, "version_mismatch".to_string()));
+    // What a browser answers: the end of its side of the CONNECT stream.
+    s.connect_send.finish().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(s.conn.close_reason().is_none(), "closed under the peer: {:?}", s.conn.close_reason());
+    match tokio::time::timeout(WAIT, s.conn.closed()).await.unwrap() {
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            assert_eq!(close.error_code.into_inner(), u64::from(wt::h3_code::NO_ERROR));
+        }
+        other => panic!("unexpected close: {other:?}"),
+    }
+}
+
+/// A peer that never answers the close does not hold the connection open.
+#[tokio::test]
+async fn a_server_close_ends_the_connection_when_the_peer_never_answers() {
+    let mut s = hand_made_session().await;
+    s.accepted.close(1, b"kicked");
+    assert_eq!(read_close_capsule(&mut s.connect_recv).await, (1, "kicked".to_string()));
+    match tokio::time::timeout(WAIT, s.conn.closed()).await.unwrap() {
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            assert_eq!(close.error_code.into_inner(), u64::from(wt::h3_code::NO_ERROR));
+        }
+        other => panic!("unexpected close: {other:?}"),
+    }
+}
+
+/// What a browser does, spelled out over stock quinn: our control stream
+/// with SETTINGS, the extended CONNECT, a WebTransport stream and prefixed
+/// datagrams, then a CLOSE_WEBTRANSPORT_SESSION capsule.
+#[tokio::test]
+async fn a_hand_made_http3_client_opens_plays_and_closes_a_session() {
+    let s = hand_made_session().await;
+    let HandMade { ref conn, ref accepted, .. } = s;
+    let mut connect_send = s.connect_send;
     assert!(accepted.is_webtransport());
 
     let (mut send, mut recv) = conn.open_bi().await.unwrap();
