@@ -106,12 +106,7 @@ async fn a_flood_on_the_http3_control_stream_closes_the_connection() {
         }
     };
     let _ = tokio::time::timeout(WAIT, flood).await;
-    match tokio::time::timeout(WAIT, conn.closed()).await.unwrap() {
-        quinn::ConnectionError::ApplicationClosed(close) => {
-            assert_eq!(close.error_code.into_inner(), u64::from(wt::h3_code::EXCESSIVE_LOAD));
-        }
-        other => panic!("unexpected close: {other:?}"),
-    }
+    assert_closed_with(&conn, wt::h3_code::EXCESSIVE_LOAD).await;
 }
 
 #[tokio::test]
@@ -202,6 +197,16 @@ async fn read_close_capsule(connect_recv: &mut quinn::RecvStream) -> (u32, Strin
     }
 }
 
+/// Waits for the server's CONNECTION_CLOSE with HTTP/3 error `code`.
+async fn assert_closed_with(conn: &quinn::Connection, code: u32) {
+    match tokio::time::timeout(WAIT, conn.closed()).await.unwrap() {
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            assert_eq!(close.error_code.into_inner(), u64::from(code));
+        }
+        other => panic!("unexpected close: {other:?}"),
+    }
+}
+
 /// The server's close reaches the page only when the browser's HTTP/3
 /// layer has handed the capsule on, which can be after its QUIC layer
 /// acknowledged it and after it ended its side of the CONNECT stream: the
@@ -215,12 +220,7 @@ async fn a_server_close_leaves_the_peer_time_to_hand_it_to_the_page() {
     s.connect_send.finish().unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(s.conn.close_reason().is_none(), "closed under the peer: {:?}", s.conn.close_reason());
-    match tokio::time::timeout(WAIT, s.conn.closed()).await.unwrap() {
-        quinn::ConnectionError::ApplicationClosed(close) => {
-            assert_eq!(close.error_code.into_inner(), u64::from(wt::h3_code::NO_ERROR));
-        }
-        other => panic!("unexpected close: {other:?}"),
-    }
+    assert_closed_with(&s.conn, wt::h3_code::NO_ERROR).await;
 }
 
 /// A peer that never answers the close does not hold the connection open.
@@ -229,12 +229,7 @@ async fn a_server_close_ends_the_connection_when_the_peer_never_answers() {
     let mut s = hand_made_session().await;
     s.accepted.close(1, b"kicked");
     assert_eq!(read_close_capsule(&mut s.connect_recv).await, (1, "kicked".to_string()));
-    match tokio::time::timeout(WAIT, s.conn.closed()).await.unwrap() {
-        quinn::ConnectionError::ApplicationClosed(close) => {
-            assert_eq!(close.error_code.into_inner(), u64::from(wt::h3_code::NO_ERROR));
-        }
-        other => panic!("unexpected close: {other:?}"),
-    }
+    assert_closed_with(&s.conn, wt::h3_code::NO_ERROR).await;
 }
 
 /// What a browser does, spelled out over stock quinn: our control stream
