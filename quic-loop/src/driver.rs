@@ -581,10 +581,7 @@ impl Driver {
             self.touched.push(key);
         }
         let timer = e.conn.poll_timeout().map(|t| t + self.timer_slack);
-        let timer = match (timer, wt_streams::deadline(e)) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let timer = timer.into_iter().chain(wt_streams::deadline(e)).min();
         self.timers.update(key, e.timer, timer);
         e.timer = timer;
         if woke {

@@ -45,11 +45,11 @@ pub(crate) struct WtConn {
     out: Vec<(StreamId, Bytes, bool)>,
     /// The datagram prefix of the session.
     pub(crate) prefix: Bytes,
-    /// We sent CLOSE_WEBTRANSPORT_SESSION: close the connection once the
-    /// peer has it.
+    /// We sent CLOSE_WEBTRANSPORT_SESSION: what the peer sends on the
+    /// CONNECT stream from now on is dropped.
     closing: bool,
-    /// When a closing session gives up waiting for the peer's end of the
-    /// CONNECT stream and closes the connection.
+    /// Set once the peer acknowledged our close: when the connection
+    /// closes unless the peer closed it first ([`CLOSE_GRACE`]).
     close_by: Option<std::time::Instant>,
     /// Bytes read (and dropped) from the peer's unidirectional streams.
     uni_bytes: usize,
@@ -301,9 +301,6 @@ fn read_connect(e: &mut Entry, id: StreamId) -> bool {
         // the page's close code into "Connection lost". The connection ends
         // when the peer closes it or when the grace runs out.
         w.connect_in.clear();
-        if ended && w.close_by.is_none() {
-            w.close_by = Some(std::time::Instant::now() + CLOSE_GRACE);
-        }
     } else if w.open {
         let mut buf = std::mem::take(&mut w.connect_in);
         let message = wt::read_session_frames(&mut buf, &mut w.capsules);
@@ -445,9 +442,6 @@ pub(crate) fn on_timeout(e: &mut Entry, now: std::time::Instant) {
 /// code and reason to the application.
 fn end_session(e: &mut Entry, code: u32, reason: &[u8]) {
     let now = std::time::Instant::now();
-    if let Some(w) = e.wt.as_mut() {
-        w.close_by = None;
-    }
     e.conn.close(now, VarInt::from_u32(h3_code::NO_ERROR), Bytes::new());
     mark_closed(
         e,

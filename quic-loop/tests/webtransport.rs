@@ -237,9 +237,8 @@ async fn a_server_close_ends_the_connection_when_the_peer_never_answers() {
 /// datagrams, then a CLOSE_WEBTRANSPORT_SESSION capsule.
 #[tokio::test]
 async fn a_hand_made_http3_client_opens_plays_and_closes_a_session() {
-    let s = hand_made_session().await;
-    let HandMade { ref conn, ref accepted, .. } = s;
-    let mut connect_send = s.connect_send;
+    let mut s = hand_made_session().await;
+    let (conn, accepted, connect_send) = (&s.conn, &s.accepted, &mut s.connect_send);
     assert!(accepted.is_webtransport());
 
     let (mut send, mut recv) = conn.open_bi().await.unwrap();
