@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Node capacity on this machine: the node pinned to one core, loadgen to
-# another, N bots in 8-player lobbies at 20 Hz. Prints node CPU per
+# Node capacity: the node pinned to its cores, loadgen to others, N bots
+# (8-player lobbies unless NODE_FLAGS say otherwise) at 20 Hz. Prints node CPU per
 # player-second (user + system from /proc/<pid>/stat over the steady window,
 # independent of the loadgen version), RSS per player (total, and added over
 # the idle node), UDP packets per
@@ -15,7 +15,14 @@
 #              through the HTTP API) [direct]
 #   RAMP       join ramp [30s]     SETTLE  wait after the ramp [10s]
 #   WINDOW     measured steady window in seconds [60]
-#   NODE_CORE, LOADGEN_CORE  [0, 1]   NODE_FLAGS  extra `trespasser serve` flags
+#   NODE_CORES     cores the node may use, a taskset list [0]
+#   LOADGEN_CORES  cores for loadgen [1]; with SHARDS > 1 shard i is pinned
+#                  to the i-th core of the list (round robin)
+#   SHARDS         loadgen processes splitting the bots (--shard i/N, one
+#                  start time, reports merged with `loadgen merge`) [1]
+#   NODE_FLAGS     extra `trespasser serve` flags (e.g. --quic-shards 2
+#                  --players-per-lobby 4)
+#   LOADGEN_FLAGS  extra loadgen flags
 #   OUT        where reports go [a new /tmp/capacity.XXXX]
 #   QUIC_PORT, HTTP_PORT  the node's ports [4433, 8080]
 set -euo pipefail
@@ -26,8 +33,9 @@ MODE=${MODE:-direct}
 RAMP=${RAMP:-30s}
 SETTLE=${SETTLE:-10}
 WINDOW=${WINDOW:-60}
-NODE_CORE=${NODE_CORE:-0}
-LOADGEN_CORE=${LOADGEN_CORE:-1}
+NODE_CORES=${NODE_CORES:-${NODE_CORE:-0}}
+LOADGEN_CORES=${LOADGEN_CORES:-${LOADGEN_CORE:-1}}
+SHARDS=${SHARDS:-1}
 OUT=${OUT:-$(mktemp -d /tmp/capacity.XXXXXX)}
 mkdir -p "$OUT"
 QUIC_PORT=${QUIC_PORT:-4433}
@@ -38,21 +46,40 @@ BOTS_LIST=("${@:-1000 2500}")
 BOTS_LIST=(${BOTS_LIST[*]})
 ramp_s=${RAMP%s}
 
+# Expands a taskset list ("2-5,8") into one core per line.
+expand_cores() {
+  local part
+  for part in ${1//,/ }; do
+    if [[ $part == *-* ]]; then seq "${part%-*}" "${part#*-}"; else echo "$part"; fi
+  done
+}
+mapfile -t LG_CORES < <(expand_cores "$LOADGEN_CORES")
+# Without curl (a bare machine), python fetches.
+fetch() {
+  if command -v curl >/dev/null; then curl -fsS "$1"
+  else python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "$1"
+  fi
+}
+players_now() { fetch "$HTTP/metrics" 2>/dev/null | awk '/^trespasser_players /{print $2}'; }
 cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 udp_out() { awk '/^Udp:/ { n++; if (n == 2) print $5 }' /proc/net/snmp; }
 # The node's own packets, from its metrics: "in out".
 node_packets() {
-  curl -fsS "$HTTP/metrics" | awk '/^trespasser_udp_packets_total\{dir="in"\}/ { i = $2 }
+  fetch "$HTTP/metrics" | awk '/^trespasser_udp_packets_total\{dir="in"\}/ { i = $2 }
     /^trespasser_udp_packets_total\{dir="out"\}/ { o = $2 } END { print i + 0, o + 0 }'
 }
 
 for BOTS in "${BOTS_LIST[@]}"; do
   DATA=$(mktemp -d "$OUT/node-$BOTS.XXXX")
-  taskset -c "$NODE_CORE" "$NODE_BIN" serve --data-dir "$DATA" --quic-addr "127.0.0.1:$QUIC_PORT" \
-    --http-addr "127.0.0.1:$HTTP_PORT" --max-lobbies 5000 --max-connections 20000 ${NODE_FLAGS:-} >"$DATA/node.log" 2>&1 &
+  # Every bot comes from 127.0.0.1: the per-address connection rate limit
+  # (50/s, burst 500, for real players) would hold joins back.
+  taskset -c "$NODE_CORES" "$NODE_BIN" serve --data-dir "$DATA" --quic-addr "127.0.0.1:$QUIC_PORT" \
+    --http-addr "127.0.0.1:$HTTP_PORT" --max-lobbies 5000 --max-connections 20000 \
+    --conn-rate-per-ip 1000000 --conn-burst-per-ip 1000000 ${NODE_FLAGS:-} >"$DATA/node.log" 2>&1 &
   NODE=$!
-  trap 'kill $NODE 2>/dev/null || true' EXIT
+  LGS=()
+  trap 'kill $NODE "${LGS[@]}" 2>/dev/null || true' EXIT
   for _ in $(seq 200); do grep -q ready "$DATA/node.log" 2>/dev/null && break; sleep 0.1; done
   sleep 1
   rss0=$(rss_kib $NODE)
@@ -62,29 +89,46 @@ for BOTS in "${BOTS_LIST[@]}"; do
   else
     target=(--direct --data-dir "$DATA" --server "127.0.0.1:$QUIC_PORT")
   fi
-  taskset -c "$LOADGEN_CORE" "$LOADGEN_BIN" "${target[@]}" --bots "$BOTS" --ramp "$RAMP" \
-    --duration "${duration}s" --quiet --json "$OUT/report-$BOTS.json" ${LOADGEN_FLAGS:-} \
-    >"$OUT/loadgen-$BOTS.log" 2>&1 &
-  LG=$!
+  if [ "$SHARDS" -le 1 ]; then
+    taskset -c "${LG_CORES[0]}" "$LOADGEN_BIN" "${target[@]}" --bots "$BOTS" --ramp "$RAMP" \
+      --duration "${duration}s" --quiet --json "$OUT/report-$BOTS.json" --html "$OUT/report-$BOTS.html" \
+      ${LOADGEN_FLAGS:-} >"$OUT/loadgen-$BOTS.log" 2>&1 &
+    LGS=($!)
+  else
+    # One start time for every shard, a little ahead so all are up by then.
+    start_at=$(( $(date +%s%3N) + 2000 ))
+    for ((i = 0; i < SHARDS; i++)); do
+      core=${LG_CORES[$((i % ${#LG_CORES[@]}))]}
+      taskset -c "$core" "$LOADGEN_BIN" "${target[@]}" --bots "$BOTS" --ramp "$RAMP" \
+        --duration "${duration}s" --quiet --shard "$i/$SHARDS" --start-at "$start_at" \
+        --json "$OUT/report-$BOTS.shard$i.json" ${LOADGEN_FLAGS:-} \
+        >"$OUT/loadgen-$BOTS.shard$i.log" 2>&1 &
+      LGS+=($!)
+    done
+  fi
   # API mode signs every bot in before its clock starts: wait for the joins.
   for _ in $(seq 600); do
-    players=$(curl -fsS "$HTTP/metrics" 2>/dev/null | awk '/^trespasser_players /{print $2}')
+    players=$(players_now)
     [ "${players:-0}" -ge 1 ] 2>/dev/null && break
     sleep 0.5
   done
   sleep "$((ramp_s + SETTLE))"
   c0=$(cpu_ticks $NODE); u0=$(udp_out); n0=$(node_packets); t0=$(date +%s.%N)
-  p0=$(curl -fsS "$HTTP/metrics" | awk '/^trespasser_players /{print $2}')
+  p0=$(players_now)
   sleep "$WINDOW"
   c1=$(cpu_ticks $NODE); u1=$(udp_out); n1=$(node_packets); t1=$(date +%s.%N)
-  p1=$(curl -fsS "$HTTP/metrics" | awk '/^trespasser_players /{print $2}')
+  p1=$(players_now)
   rss=$(rss_kib $NODE)
-  wait $LG || true
+  for lg in "${LGS[@]}"; do wait "$lg" || true; done
+  if [ "$SHARDS" -gt 1 ]; then
+    "$LOADGEN_BIN" merge "$OUT"/report-"$BOTS".shard*.json --json "$OUT/report-$BOTS.json" \
+      --html "$OUT/report-$BOTS.html" >"$OUT/merge-$BOTS.log" 2>&1 || cat "$OUT/merge-$BOTS.log" >&2
+  fi
   kill $NODE 2>/dev/null || true
   wait $NODE 2>/dev/null || true
-  python3 - "$BOTS" "$c0" "$c1" "$t0" "$t1" "$p0" "$p1" "$rss" "$u0" "$u1" "$OUT/report-$BOTS.json" "$rss0" "$n0" "$n1" <<'PY'
+  python3 - "$BOTS" "$c0" "$c1" "$t0" "$t1" "$p0" "$p1" "$rss" "$u0" "$u1" "$OUT/report-$BOTS.json" "$rss0" "$n0" "$n1" "$(expand_cores "$NODE_CORES" | wc -l)" "$SHARDS" <<'PY'
 import json, sys
-bots, c0, c1, t0, t1, p0, p1, rss, u0, u1, path, rss0, n0, n1 = sys.argv[1:]
+bots, c0, c1, t0, t1, p0, p1, rss, u0, u1, path, rss0, n0, n1, node_cores, shards = sys.argv[1:]
 (in0, out0), (in1, out1) = [map(float, n.split()) for n in (n0, n1)]
 secs = float(t1) - float(t0)
 players = (float(p0) + float(p1)) / 2
@@ -96,6 +140,8 @@ except Exception:
     r = {}
 row = {
     "bots": int(bots),
+    "node_cores_allowed": int(node_cores),
+    "loadgen_shards": int(shards),
     "players": players,
     "window_s": round(secs, 1),
     "node_cpu_us_per_player_s": round(cpu / ps * 1e6, 1) if ps else None,
