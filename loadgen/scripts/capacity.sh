@@ -23,6 +23,9 @@
 #   NODE_FLAGS     extra `trespasser serve` flags (e.g. --quic-shards 2
 #                  --players-per-lobby 4)
 #   LOADGEN_FLAGS  extra loadgen flags
+#   CONN_RATE, CONN_BURST  the node's per-address connection limit [1000000
+#                  each: every bot comes from 127.0.0.1; the node's defaults
+#                  for real players are 50/s, burst 500]
 #   OUT        where reports go [a new /tmp/capacity.XXXX]
 #   QUIC_PORT, HTTP_PORT  the node's ports [4433, 8080]
 set -euo pipefail
@@ -36,6 +39,8 @@ WINDOW=${WINDOW:-60}
 NODE_CORES=${NODE_CORES:-${NODE_CORE:-0}}
 LOADGEN_CORES=${LOADGEN_CORES:-${LOADGEN_CORE:-1}}
 SHARDS=${SHARDS:-1}
+CONN_RATE=${CONN_RATE:-1000000}
+CONN_BURST=${CONN_BURST:-1000000}
 OUT=${OUT:-$(mktemp -d /tmp/capacity.XXXXXX)}
 mkdir -p "$OUT"
 QUIC_PORT=${QUIC_PORT:-4433}
@@ -72,11 +77,11 @@ node_packets() {
 
 for BOTS in "${BOTS_LIST[@]}"; do
   DATA=$(mktemp -d "$OUT/node-$BOTS.XXXX")
-  # Every bot comes from 127.0.0.1: the per-address connection rate limit
-  # (50/s, burst 500, for real players) would hold joins back.
+  # Every bot comes from 127.0.0.1: the per-address connection limit meant
+  # for real players would hold joins back (CONN_RATE above).
   taskset -c "$NODE_CORES" "$NODE_BIN" serve --data-dir "$DATA" --quic-addr "127.0.0.1:$QUIC_PORT" \
     --http-addr "127.0.0.1:$HTTP_PORT" --max-lobbies 5000 --max-connections 20000 \
-    --conn-rate-per-ip 1000000 --conn-burst-per-ip 1000000 ${NODE_FLAGS:-} >"$DATA/node.log" 2>&1 &
+    --conn-rate-per-ip "$CONN_RATE" --conn-burst-per-ip "$CONN_BURST" ${NODE_FLAGS:-} >"$DATA/node.log" 2>&1 &
   NODE=$!
   LGS=()
   trap 'kill $NODE "${LGS[@]}" 2>/dev/null || true' EXIT
@@ -87,7 +92,7 @@ for BOTS in "${BOTS_LIST[@]}"; do
   if [ "$MODE" = api ]; then
     target=(--api "$HTTP" --account-prefix "cap$BOTS")
   else
-    target=(--direct --data-dir "$DATA" --server "127.0.0.1:$QUIC_PORT")
+    target=(--direct --data-dir "$DATA" --server "127.0.0.1:$QUIC_PORT" --metrics-url "$HTTP/metrics")
   fi
   if [ "$SHARDS" -le 1 ]; then
     taskset -c "${LG_CORES[0]}" "$LOADGEN_BIN" "${target[@]}" --bots "$BOTS" --ramp "$RAMP" \
@@ -119,6 +124,8 @@ for BOTS in "${BOTS_LIST[@]}"; do
   c1=$(cpu_ticks $NODE); u1=$(udp_out); n1=$(node_packets); t1=$(date +%s.%N)
   p1=$(players_now)
   rss=$(rss_kib $NODE)
+  # Connection attempts the node ignored or refused (rate limits, caps).
+  refused=$(fetch "$HTTP/metrics" | awk '/^trespasser_connections_refused_total/ { n += $2 } END { print n + 0 }')
   for lg in "${LGS[@]}"; do wait "$lg" || true; done
   if [ "$SHARDS" -gt 1 ]; then
     "$LOADGEN_BIN" merge "$OUT"/report-"$BOTS".shard*.json --json "$OUT/report-$BOTS.json" \
@@ -126,9 +133,9 @@ for BOTS in "${BOTS_LIST[@]}"; do
   fi
   kill $NODE 2>/dev/null || true
   wait $NODE 2>/dev/null || true
-  python3 - "$BOTS" "$c0" "$c1" "$t0" "$t1" "$p0" "$p1" "$rss" "$u0" "$u1" "$OUT/report-$BOTS.json" "$rss0" "$n0" "$n1" "$(expand_cores "$NODE_CORES" | wc -l)" "$SHARDS" <<'PY'
+  python3 - "$BOTS" "$c0" "$c1" "$t0" "$t1" "$p0" "$p1" "$rss" "$u0" "$u1" "$OUT/report-$BOTS.json" "$rss0" "$n0" "$n1" "$(expand_cores "$NODE_CORES" | wc -l)" "$SHARDS" "$refused" <<'PY'
 import json, sys
-bots, c0, c1, t0, t1, p0, p1, rss, u0, u1, path, rss0, n0, n1, node_cores, shards = sys.argv[1:]
+bots, c0, c1, t0, t1, p0, p1, rss, u0, u1, path, rss0, n0, n1, node_cores, shards, refused = sys.argv[1:]
 (in0, out0), (in1, out1) = [map(float, n.split()) for n in (n0, n1)]
 secs = float(t1) - float(t0)
 players = (float(p0) + float(p1)) / 2
@@ -157,7 +164,9 @@ row = {
     "snapshots_per_sec": r.get("snapshots_per_sec"),
     "rtt_ms": r.get("rtt_ms"),
     "join_ms": r.get("join_ms"),
+    "tick_p99_ms": (r.get("server") or {}).get("tick_p99_ms"),
     "errors": r.get("errors"),
+    "node_connections_refused": int(float(refused)),
     "bandwidth": r.get("bandwidth"),
     "loadgen": r.get("loadgen"),
 }
