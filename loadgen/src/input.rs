@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use protocol::datagram::{Buttons, InputFrame, InputPacket, MAX_INPUT_FRAMES};
+use protocol::datagram::{Buttons, InputFrame, InputFrames, InputPacket, MAX_INPUT_FRAMES};
 
 /// Numbers inputs and keeps the newest few, so every packet repeats the
 /// frames before it and one lost datagram loses no input.
@@ -32,7 +32,7 @@ impl InputWindow {
             self.frames.pop_front();
         }
         self.frames.push_back(InputFrame { buttons, aim, view_tick });
-        let frames: Vec<InputFrame> = self.frames.iter().copied().collect();
+        let frames: InputFrames = self.frames.iter().copied().collect();
         let first_seq = self.last_seq + 1 - frames.len() as u32;
         InputPacket { ack_tick, first_seq, frames }
     }

@@ -12,6 +12,7 @@
 
 use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::codec::Bounded;
 use crate::delta::{MAX_BASE_AGE, PlayerDelta};
@@ -64,13 +65,19 @@ pub struct InputFrame {
     pub view_tick: u32,
 }
 
+/// An input packet's frames, inline: the node decodes 20 of these per
+/// player-second, and a decoded packet never holds more than
+/// [`MAX_INPUT_FRAMES`], so decoding allocates nothing. (A hand-built
+/// packet may hold more; it spills to the heap and the node refuses it.)
+pub type InputFrames = SmallVec<[InputFrame; MAX_INPUT_FRAMES]>;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputPacket {
     /// Newest snapshot tick received so far.
     pub ack_tick: u32,
     /// Sequence number of `frames[0]`; sequences start at 1.
     pub first_seq: u32,
-    pub frames: Vec<InputFrame>,
+    pub frames: InputFrames,
 }
 
 /// A frame as it travels: see [`InputFrame`]. `view_age` is
@@ -144,33 +151,33 @@ impl<'de> Visitor<'de> for PacketVisitor {
     }
 }
 
-/// Reads the frames straight into `InputFrame`s (one allocation, at most
+/// Reads the frames straight into `InputFrame`s, inline (at most
 /// [`MAX_INPUT_FRAMES`] elements whatever length the prefix claims).
 struct FramesSeed {
     ack_tick: u32,
 }
 
 impl<'de> DeserializeSeed<'de> for FramesSeed {
-    type Value = Vec<InputFrame>;
+    type Value = InputFrames;
 
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Vec<InputFrame>, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<InputFrames, D::Error> {
         d.deserialize_seq(self)
     }
 }
 
 impl<'de> Visitor<'de> for FramesSeed {
-    type Value = Vec<InputFrame>;
+    type Value = InputFrames;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "a sequence of at most {MAX_INPUT_FRAMES} input frames")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<InputFrame>, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<InputFrames, A::Error> {
         let hint = seq.size_hint().unwrap_or(0);
         if hint > MAX_INPUT_FRAMES {
             return Err(de::Error::invalid_length(hint, &self));
         }
-        let mut out = Vec::with_capacity(hint);
+        let mut out = InputFrames::new();
         while let Some(w) = seq.next_element::<WireFrame>()? {
             if out.len() == MAX_INPUT_FRAMES {
                 return Err(de::Error::invalid_length(MAX_INPUT_FRAMES + 1, &self));
@@ -347,7 +354,7 @@ mod tests {
     fn view_ticks_round_trip_whatever_their_distance_from_the_ack() {
         for (ack_tick, view_tick) in [(0, u32::MAX), (5, 9), (u32::MAX, 0), (1000, 0)] {
             let frames = vec![InputFrame { buttons: Buttons(0), aim: 0, view_tick }];
-            let packet = ClientDatagram::Input(InputPacket { ack_tick, first_seq: 1, frames });
+            let packet = ClientDatagram::Input(InputPacket { ack_tick, first_seq: 1, frames: frames.into() });
             let bytes = codec::encode(&packet, MAX_INPUT_BYTES).unwrap();
             assert_eq!(codec::decode::<ClientDatagram>(&bytes, MAX_INPUT_BYTES).unwrap(), packet);
         }

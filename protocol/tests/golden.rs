@@ -212,7 +212,8 @@ fn client_datagram() -> Vec<Vector<ClientDatagram>> {
                     view_tick: 998,
                 },
                 InputFrame { buttons: Buttons(Buttons::UP | Buttons::RIGHT), aim: 16500, view_tick: 1000 },
-            ],
+            ]
+            .into(),
         }),
         hex: "00 e807 29 02 19 0040 02 09 7440 00",
     }]

@@ -291,7 +291,7 @@ fn input_packet() -> impl Strategy<Value = InputPacket> {
         1..=u32::MAX - MAX_INPUT_FRAMES as u32,
         proptest::collection::vec(input_frame(), 1..=MAX_INPUT_FRAMES),
     )
-        .prop_map(|(ack_tick, first_seq, frames)| InputPacket { ack_tick, first_seq, frames })
+        .prop_map(|(ack_tick, first_seq, frames)| InputPacket { ack_tick, first_seq, frames: frames.into() })
 }
 
 fn client_datagram() -> impl Strategy<Value = ClientDatagram> {
@@ -454,7 +454,7 @@ fn largest_valid_messages_fit_their_limits() {
     let input = ClientDatagram::Input(InputPacket {
         ack_tick: u32::MAX,
         first_seq: u32::MAX - MAX_INPUT_FRAMES as u32,
-        frames: vec![frame; MAX_INPUT_FRAMES],
+        frames: vec![frame; MAX_INPUT_FRAMES].into(),
     });
     let size = codec::encode(&input, MAX_INPUT_BYTES).unwrap().len();
     assert!(size <= MAX_INPUT_BYTES, "input worst case {size} bytes");
@@ -638,7 +638,7 @@ proptest! {
 
     #[test]
     fn no_frames_are_refused(p in input_packet()) {
-        let p = InputPacket { frames: vec![], ..p };
+        let p = InputPacket { frames: vec![].into(), ..p };
         prop_assert_eq!(decode_input(&p), Err(CodecError::Invalid("input frame count")));
     }
 

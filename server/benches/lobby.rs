@@ -82,9 +82,8 @@ impl Bench {
             assert_eq!(joined.player, n);
         }
         core.outbox().for_each(drop);
-        let packets = (0..bots.players)
-            .map(|_| InputPacket { ack_tick: 0, first_seq: 1, frames: Vec::with_capacity(4) })
-            .collect();
+        let packets =
+            (0..bots.players).map(|_| InputPacket { ack_tick: 0, first_seq: 1, frames: Default::default() }).collect();
         let mut bench = Bench { bots, core, packets, seq: 0, now_ms: 1_000 };
         for _ in 0..WARM_TICKS {
             bench.tick();

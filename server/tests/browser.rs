@@ -110,7 +110,7 @@ async fn chromium_joins_and_plays_over_webtransport_on_the_quic_port() {
     let inputs: Vec<Vec<u8>> = (1..=20u32)
         .map(|seq| {
             let frame = InputFrame { buttons: Buttons(Buttons::RIGHT), aim: 0, view_tick: 0 };
-            let packet = InputPacket { ack_tick: 0, first_seq: seq, frames: vec![frame] };
+            let packet = InputPacket { ack_tick: 0, first_seq: seq, frames: vec![frame].into() };
             codec::encode(&ClientDatagram::Input(packet), MAX_INPUT_BYTES).unwrap()
         })
         .collect();

@@ -129,23 +129,26 @@ async fn malformed_oversized_and_flooding_datagrams_are_dropped_without_harm() {
     a.send_raw_datagram(Bytes::from_static(&[0xde, 0xad, 0xbe, 0xef])).unwrap();
     a.send_raw_datagram(Bytes::from(vec![0u8; 1000])).unwrap();
     let too_many =
-        ClientDatagram::Input(InputPacket { ack_tick: 0, first_seq: 1, frames: vec![InputFrame::default(); 9] });
+        ClientDatagram::Input(InputPacket { ack_tick: 0, first_seq: 1, frames: vec![InputFrame::default(); 9].into() });
     a.send_raw_datagram(Bytes::from(postcard::to_stdvec(&too_many).unwrap())).unwrap();
     let zero_seq =
-        ClientDatagram::Input(InputPacket { ack_tick: 0, first_seq: 0, frames: vec![InputFrame::default()] });
+        ClientDatagram::Input(InputPacket { ack_tick: 0, first_seq: 0, frames: vec![InputFrame::default()].into() });
     a.send_raw_datagram(Bytes::from(postcard::to_stdvec(&zero_seq).unwrap())).unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(t.metric("trespasser_datagrams_dropped_total{reason=\"malformed\"}").await >= 3.0);
     assert!(t.metric("trespasser_datagrams_dropped_total{reason=\"size\"}").await >= 1.0);
     // Far-ahead inputs are dropped too.
-    let ahead =
-        ClientDatagram::Input(InputPacket { ack_tick: 0, first_seq: 1_000_000, frames: vec![InputFrame::default()] });
+    let ahead = ClientDatagram::Input(InputPacket {
+        ack_tick: 0,
+        first_seq: 1_000_000,
+        frames: vec![InputFrame::default()].into(),
+    });
     // A flood well beyond the per-connection rate.
     for i in 0..2_000u32 {
         let p = ClientDatagram::Input(InputPacket {
             ack_tick: 0,
             first_seq: 1 + i,
-            frames: vec![InputFrame { buttons: Buttons(Buttons::RIGHT), aim: 0, view_tick: 0 }],
+            frames: vec![InputFrame { buttons: Buttons(Buttons::RIGHT), aim: 0, view_tick: 0 }].into(),
         });
         let _ = a.send_raw_datagram(Bytes::from(postcard::to_stdvec(&p).unwrap()));
         if i == 0 {

@@ -72,7 +72,11 @@ fn shoot_tick(core: &mut Core, shooter: PlayerId, session: SessionId, target: Pl
     let (a, b) = (pos_of(core, shooter), pos_of(core, target));
     let aim = angle_to_wire(((b.y - a.y) as f32).atan2((b.x - a.x) as f32));
     let frame = InputFrame { buttons: Buttons(Buttons::FIRE), aim, view_tick: core.tick_count() };
-    core.input(shooter, session, &InputPacket { ack_tick: core.tick_count(), first_seq: *seq, frames: vec![frame] });
+    core.input(
+        shooter,
+        session,
+        &InputPacket { ack_tick: core.tick_count(), first_seq: *seq, frames: vec![frame].into() },
+    );
     *seq += 1;
     core.tick(2_000);
 }
@@ -217,7 +221,8 @@ fn a_disconnected_player_resumes_their_slot_and_score_within_the_grace_period() 
     assert_eq!(core.player_count(), 2, "slot held during grace");
     // Messages from the dead session are ignored.
     assert!(
-        core.input(0, 1, &InputPacket { ack_tick: 0, first_seq: 1, frames: vec![InputFrame::default()] }).is_none()
+        core.input(0, 1, &InputPacket { ack_tick: 0, first_seq: 1, frames: vec![InputFrame::default()].into() })
+            .is_none()
     );
     let j = core.join(joiner(1), 10, 10).unwrap();
     assert_eq!(j, Joined { player: 0, resumed: true });
@@ -308,7 +313,7 @@ fn snapshots_carry_each_players_ack_and_every_player() {
     core.join(joiner(1), 1, 1).unwrap();
     core.join(joiner(2), 2, 2).unwrap();
     let frames = vec![InputFrame::default(); 3];
-    core.input(0, 1, &InputPacket { ack_tick: 0, first_seq: 1, frames });
+    core.input(0, 1, &InputPacket { ack_tick: 0, first_seq: 1, frames: frames.into() });
     core.tick(0);
     let mut got = Vec::new();
     core.snapshots(|link, bytes| {
@@ -353,13 +358,17 @@ fn snapshots_are_deltas_against_the_acknowledged_tick_and_rebuild_exactly() {
             aim: 0,
             view_tick: 0,
         };
-        core.input(0, 1, &InputPacket { ack_tick: acked[0], first_seq: round + 1, frames: vec![frame] });
+        core.input(0, 1, &InputPacket { ack_tick: acked[0], first_seq: round + 1, frames: vec![frame].into() });
         let claim = match round {
             0..30 => 0,
             30..40 => 1_000_000,
             _ => acked[1],
         };
-        core.input(1, 2, &InputPacket { ack_tick: claim, first_seq: round + 1, frames: vec![InputFrame::default()] });
+        core.input(
+            1,
+            2,
+            &InputPacket { ack_tick: claim, first_seq: round + 1, frames: vec![InputFrame::default()].into() },
+        );
         core.tick(0);
         let mut got = Vec::new();
         core.snapshots(|link, bytes| {
