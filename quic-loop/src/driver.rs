@@ -256,6 +256,11 @@ pub struct Driver {
     admit: AdmitFn,
     accepted: Option<mpsc::UnboundedSender<Conn>>,
     touched: Vec<usize>,
+    /// Swapped with the shared dirty list and with each connection's
+    /// outgoing datagrams, so their capacity is reused: taking them would
+    /// free a buffer per tick and allocate it again on the next push.
+    dirty_spare: Vec<usize>,
+    datagrams_spare: Vec<Bytes>,
     events: Vec<(SocketAddr, Option<DatagramEvent>, Vec<u8>)>,
     arena: BytesMut,
     response: Vec<u8>,
@@ -298,6 +303,8 @@ impl Driver {
             admit: admit.unwrap_or_else(|| Box::new(|_| Admit::Accept)),
             accepted,
             touched: Vec::new(),
+            dirty_spare: Vec::new(),
+            datagrams_spare: Vec::new(),
             events: Vec::new(),
             arena: BytesMut::new(),
             response: Vec::new(),
@@ -380,10 +387,13 @@ impl Driver {
                 }
             }
         }
-        let dirty = std::mem::take(&mut *self.shared.dirty.lock().unwrap_or_else(|e| e.into_inner()));
-        for key in dirty {
+        let mut dirty = std::mem::take(&mut self.dirty_spare);
+        std::mem::swap(&mut dirty, &mut *self.shared.dirty.lock().unwrap_or_else(|e| e.into_inner()));
+        for &key in &dirty {
             self.touch(key);
         }
+        dirty.clear();
+        self.dirty_spare = dirty;
     }
 
     fn start_connect(&mut self, now: Instant, c: Connect) {
@@ -546,7 +556,7 @@ impl Driver {
         let max_segments = self.socket.max_gso_segments();
         let Some(e) = self.entries.get_mut(key).and_then(Option::as_mut) else { return };
         e.touched = false;
-        let mut woke = apply_requests(e, now);
+        let mut woke = apply_requests(e, now, &mut self.datagrams_spare);
         // Protocol events for the endpoint, and back.
         while let Some(ev) = e.conn.poll_endpoint_events() {
             if let Some(back) = self.endpoint.handle_event(ConnectionHandle(key), ev) {
@@ -641,7 +651,8 @@ pub(crate) fn mark_closed(e: &mut Entry, reason: ConnectionError) {
 
 /// Moves what the application queued into the connection. Returns whether
 /// the application should wake (control bytes it made room for).
-fn apply_requests(e: &mut Entry, now: Instant) -> bool {
+/// `datagrams` is an empty buffer to swap with the connection's queue.
+fn apply_requests(e: &mut Entry, now: Instant, datagrams: &mut Vec<Bytes>) -> bool {
     let mtu = e.conn.current_mtu();
     let max = match e.max_datagram_refresh.checked_sub(1) {
         Some(left) if mtu == e.max_datagram_mtu => {
@@ -654,7 +665,7 @@ fn apply_requests(e: &mut Entry, now: Instant) -> bool {
             Some(max_datagram(e))
         }
     };
-    let (datagrams, control, finish, close, unthrottled) = {
+    let (control, finish, close, unthrottled) = {
         let mut st = e.shared.lock();
         st.dirty = false;
         let unthrottled = st.control_throttled && st.control_room();
@@ -665,14 +676,15 @@ fn apply_requests(e: &mut Entry, now: Instant) -> bool {
         if let Some(max) = max {
             st.max_datagram = max;
         }
-        let datagrams = std::mem::take(&mut st.out_datagrams);
+        std::mem::swap(datagrams, &mut st.out_datagrams);
         let control = std::mem::take(&mut st.out_control);
-        (datagrams, control, st.finish_control, st.close.take(), unthrottled)
+        (control, st.finish_control, st.close.take(), unthrottled)
     };
     if e.closed {
+        datagrams.clear();
         return false;
     }
-    for d in datagrams {
+    for d in datagrams.drain(..) {
         let d = match &e.wt {
             None => d,
             Some(w) if w.open => webtransport::prefix_datagram(&w.prefix, &d),
