@@ -204,6 +204,16 @@ impl<L: Clone> LobbyCore<L> {
         }
     }
 
+    /// Whether `info` still describes this lobby, without building a new
+    /// one (the lobby task asks every tick; `info` clones the mode).
+    pub fn info_is(&self, info: &LobbyInfo) -> bool {
+        info.id == self.id
+            && info.players as usize == self.player_count()
+            && info.max_players as usize == self.slots.len()
+            && info.state == self.state()
+            && info.mode == self.cfg.mode
+    }
+
     /// Players holding a slot, connected or within their grace period.
     pub fn player_count(&self) -> usize {
         self.slots.iter().flatten().count()

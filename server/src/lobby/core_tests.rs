@@ -98,6 +98,19 @@ fn joins_fill_slots_and_everyone_gets_the_roster() {
 }
 
 #[test]
+fn info_is_tells_when_the_published_info_went_stale() {
+    let mut core = lobby(2, 50);
+    let empty = core.info();
+    assert!(core.info_is(&empty));
+    core.join(joiner(1), 1, 1).unwrap();
+    assert!(!core.info_is(&empty), "a player joined");
+    let one = core.info();
+    assert!(core.info_is(&one));
+    assert!(!core.info_is(&LobbyInfo { mode: "other".into(), ..one.clone() }));
+    assert!(!core.info_is(&LobbyInfo { id: one.id + 1, ..one }));
+}
+
+#[test]
 fn fifty_kills_end_the_match_with_a_correct_scoreboard_and_result() {
     let mut core = lobby(8, 50);
     core.join(joiner(1), 1, 1).unwrap();

@@ -141,10 +141,9 @@ pub(super) async fn run(
         if core.is_closed() {
             break;
         }
-        let now = core.info();
-        if now != info {
-            manager.update_info(&now);
-            info = now;
+        if !core.info_is(&info) {
+            info = core.info();
+            manager.update_info(&info);
         }
     }
     manager.remove_lobby(core.id());
