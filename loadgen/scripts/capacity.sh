@@ -95,7 +95,7 @@ for BOTS in "${BOTS_LIST[@]}"; do
     target=(--direct --data-dir "$DATA" --server "127.0.0.1:$QUIC_PORT" --metrics-url "$HTTP/metrics")
   fi
   if [ "$SHARDS" -le 1 ]; then
-    taskset -c "${LG_CORES[0]}" "$LOADGEN_BIN" "${target[@]}" --bots "$BOTS" --ramp "$RAMP" \
+    taskset -c "${LG_CORES[0]}" timeout -k 5 $((duration + 300)) "$LOADGEN_BIN" "${target[@]}" --bots "$BOTS" --ramp "$RAMP" \
       --duration "${duration}s" --quiet --json "$OUT/report-$BOTS.json" --html "$OUT/report-$BOTS.html" \
       ${LOADGEN_FLAGS:-} >"$OUT/loadgen-$BOTS.log" 2>&1 &
     LGS=($!)
@@ -104,7 +104,7 @@ for BOTS in "${BOTS_LIST[@]}"; do
     start_at=$(( $(date +%s%3N) + 2000 ))
     for ((i = 0; i < SHARDS; i++)); do
       core=${LG_CORES[$((i % ${#LG_CORES[@]}))]}
-      taskset -c "$core" "$LOADGEN_BIN" "${target[@]}" --bots "$BOTS" --ramp "$RAMP" \
+      taskset -c "$core" timeout -k 5 $((duration + 300)) "$LOADGEN_BIN" "${target[@]}" --bots "$BOTS" --ramp "$RAMP" \
         --duration "${duration}s" --quiet --shard "$i/$SHARDS" --start-at "$start_at" \
         --json "$OUT/report-$BOTS.shard$i.json" ${LOADGEN_FLAGS:-} \
         >"$OUT/loadgen-$BOTS.shard$i.log" 2>&1 &
@@ -131,7 +131,11 @@ for BOTS in "${BOTS_LIST[@]}"; do
     "$LOADGEN_BIN" merge "$OUT"/report-"$BOTS".shard*.json --json "$OUT/report-$BOTS.json" \
       --html "$OUT/report-$BOTS.html" >"$OUT/merge-$BOTS.log" 2>&1 || cat "$OUT/merge-$BOTS.log" >&2
   fi
+  # A node that has not stopped 10 s after SIGTERM is killed: a short
+  # lease must not hang on one run.
   kill $NODE 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 $NODE 2>/dev/null || break; sleep 0.1; done
+  kill -9 $NODE 2>/dev/null || true
   wait $NODE 2>/dev/null || true
   python3 - "$BOTS" "$c0" "$c1" "$t0" "$t1" "$p0" "$p1" "$rss" "$u0" "$u1" "$OUT/report-$BOTS.json" "$rss0" "$n0" "$n1" "$(expand_cores "$NODE_CORES" | wc -l)" "$SHARDS" "$refused" <<'PY'
 import json, sys

@@ -30,6 +30,9 @@ WINDOW=${WINDOW:-30}
 RUNS=("${@:-10k-2core 10k-6core 2500-1core}")
 # shellcheck disable=SC2206
 RUNS=(${RUNS[*]})
+for tool in taskset timeout python3 awk tar; do
+  command -v "$tool" >/dev/null || { echo "device-10k.sh needs $tool" >&2; exit 2; }
+done
 WORK=$(mktemp -d /tmp/device-10k-work.XXXXXX)
 mkdir -p "$RESULTS"
 SUMMARY=$RESULTS/summary.log
