@@ -234,7 +234,6 @@ pub(crate) struct Entry {
     pub(crate) control_out: std::collections::VecDeque<Bytes>,
     finish_pending: bool,
     finished: bool,
-    timer: Option<Instant>,
     touched: bool,
     closed: bool,
     /// Passes left before the largest datagram size is asked again.
@@ -350,7 +349,6 @@ impl Driver {
             self.take_requests(now);
             while let Some(key) = self.timers.pop_expired(now) {
                 if let Some(e) = self.entries.get_mut(key).and_then(Option::as_mut) {
-                    e.timer = None;
                     e.conn.handle_timeout(now);
                     wt_streams::on_timeout(e, now);
                 }
@@ -439,7 +437,6 @@ impl Driver {
             control_out: Default::default(),
             finish_pending: false,
             finished: false,
-            timer: None,
             touched: false,
             closed: false,
             max_datagram_refresh: 0,
@@ -592,8 +589,7 @@ impl Driver {
         }
         let timer = e.conn.poll_timeout().map(|t| t + self.timer_slack);
         let timer = timer.into_iter().chain(wt_streams::deadline(e)).min();
-        self.timers.update(key, e.timer, timer);
-        e.timer = timer;
+        self.timers.set(key, timer);
         if woke {
             e.shared.app.notify_waiters();
         }
@@ -602,7 +598,7 @@ impl Driver {
                 mark_closed(e, ConnectionError::TimedOut);
             }
             let e = self.entries[key].take().expect("present");
-            self.timers.update(key, e.timer, None);
+            self.timers.set(key, None);
             {
                 let mut st = e.shared.lock();
                 st.key = None;

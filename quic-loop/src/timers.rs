@@ -17,16 +17,13 @@ pub(crate) struct Timers {
 }
 
 impl Timers {
-    /// Moves `key`'s deadline from `old` to `new` (either may be absent).
-    pub(crate) fn update(&mut self, key: usize, old: Option<Instant>, new: Option<Instant>) {
-        if old == new {
-            return;
-        }
+    /// Sets `key`'s deadline, or removes it with `None`.
+    pub(crate) fn set(&mut self, key: usize, deadline: Option<Instant>) {
         if self.slot.len() <= key {
             self.slot.resize(key + 1, ABSENT);
         }
         let at = self.slot[key];
-        match (at == ABSENT, new) {
+        match (at == ABSENT, deadline) {
             (true, None) => {}
             (true, Some(t)) => {
                 self.heap.push((t, key));
@@ -119,12 +116,12 @@ mod tests {
         let t0 = Instant::now();
         let ms = |n| t0 + Duration::from_millis(n);
         let mut timers = Timers::default();
-        timers.update(1, None, Some(ms(30)));
-        timers.update(2, None, Some(ms(10)));
-        timers.update(3, None, Some(ms(20)));
+        timers.set(1, Some(ms(30)));
+        timers.set(2, Some(ms(10)));
+        timers.set(3, Some(ms(20)));
         // Key 1 moves earlier, key 3 is cancelled.
-        timers.update(1, Some(ms(30)), Some(ms(5)));
-        timers.update(3, Some(ms(20)), None);
+        timers.set(1, Some(ms(5)));
+        timers.set(3, None);
         assert_eq!(timers.len(), 2);
         assert_eq!(timers.next_deadline(), Some(ms(5)));
         assert_eq!(timers.pop_expired(ms(1)), None);
@@ -138,8 +135,8 @@ mod tests {
     fn two_keys_may_share_a_deadline() {
         let t = Instant::now();
         let mut timers = Timers::default();
-        timers.update(7, None, Some(t));
-        timers.update(8, None, Some(t));
+        timers.set(7, Some(t));
+        timers.set(8, Some(t));
         let mut got = vec![timers.pop_expired(t).unwrap(), timers.pop_expired(t).unwrap()];
         got.sort();
         assert_eq!(got, vec![7, 8]);
@@ -163,7 +160,7 @@ mod tests {
         };
         for (key, current) in current.iter_mut().enumerate() {
             let t = t0 + Duration::from_millis(next() % 1000);
-            timers.update(key, None, Some(t));
+            timers.set(key, Some(t));
             model.insert((t, key));
             *current = Some(t);
         }
@@ -181,7 +178,7 @@ mod tests {
             if let Some(t) = new {
                 model.insert((t, key));
             }
-            timers.update(key, current[key], new);
+            timers.set(key, new);
             current[key] = new;
             if round % 7 == 0 {
                 now += Duration::from_millis(next() % 50);
