@@ -3,8 +3,7 @@
 # (8-player lobbies unless NODE_FLAGS say otherwise) at 20 Hz. Prints node CPU per
 # player-second (user + system from /proc/<pid>/stat over the steady window,
 # independent of the loadgen version), RSS per player (total, and added over
-# the idle node), UDP packets per
-# player-second, and loadgen's own report.
+# the idle node), UDP packets per player-second, and loadgen's own report.
 #
 #   loadgen/scripts/capacity.sh [BOTS...]            # default: 1000 2500
 #
@@ -94,23 +93,21 @@ for BOTS in "${BOTS_LIST[@]}"; do
   else
     target=(--direct --data-dir "$DATA" --server "127.0.0.1:$QUIC_PORT" --metrics-url "$HTTP/metrics")
   fi
-  if [ "$SHARDS" -le 1 ]; then
-    taskset -c "${LG_CORES[0]}" timeout -k 5 $((duration + 300)) "$LOADGEN_BIN" "${target[@]}" --bots "$BOTS" --ramp "$RAMP" \
-      --duration "${duration}s" --quiet --json "$OUT/report-$BOTS.json" --html "$OUT/report-$BOTS.html" \
-      ${LOADGEN_FLAGS:-} >"$OUT/loadgen-$BOTS.log" 2>&1 &
-    LGS=($!)
-  else
-    # One start time for every shard, a little ahead so all are up by then.
-    start_at=$(( $(date +%s%3N) + 2000 ))
-    for ((i = 0; i < SHARDS; i++)); do
-      core=${LG_CORES[$((i % ${#LG_CORES[@]}))]}
-      taskset -c "$core" timeout -k 5 $((duration + 300)) "$LOADGEN_BIN" "${target[@]}" --bots "$BOTS" --ramp "$RAMP" \
-        --duration "${duration}s" --quiet --shard "$i/$SHARDS" --start-at "$start_at" \
-        --json "$OUT/report-$BOTS.shard$i.json" ${LOADGEN_FLAGS:-} \
-        >"$OUT/loadgen-$BOTS.shard$i.log" 2>&1 &
-      LGS+=($!)
-    done
-  fi
+  # Shards share one start time, a little ahead so all are up by then.
+  start_at=$(( $(date +%s%3N) + 2000 ))
+  for ((i = 0; i < SHARDS; i++)); do
+    if [ "$SHARDS" -gt 1 ]; then
+      split=(--shard "$i/$SHARDS" --start-at "$start_at" --json "$OUT/report-$BOTS.shard$i.json")
+      log=$OUT/loadgen-$BOTS.shard$i.log
+    else
+      split=(--json "$OUT/report-$BOTS.json" --html "$OUT/report-$BOTS.html")
+      log=$OUT/loadgen-$BOTS.log
+    fi
+    taskset -c "${LG_CORES[$((i % ${#LG_CORES[@]}))]}" timeout -k 5 $((duration + 300)) "$LOADGEN_BIN" \
+      "${target[@]}" --bots "$BOTS" --ramp "$RAMP" --duration "${duration}s" --quiet "${split[@]}" \
+      ${LOADGEN_FLAGS:-} >"$log" 2>&1 &
+    LGS+=($!)
+  done
   # API mode signs every bot in before its clock starts: wait for the joins.
   for _ in $(seq 600); do
     players=$(players_now)
