@@ -12,13 +12,21 @@
 #   2500-1core 2,500 bots in 8-player lobbies with the node on core 0, 4
 #              loadgen processes on cores 2-5: the per-core figure that the
 #              2-core machine cannot measure (its one loadgen core saturates)
+#   1000-1core 1,000 bots the same way (2 loadgen processes), and
+#   probe-1000 the bare quinn probe (loadgen/examples/quinn_probe.rs) at
+#              1,000 players, server on core 0, client on core 2: together
+#              they calibrate this host against the issue's reference figure
+#              for stock quinn (230-260 us per player-second)
 #
-#   loadgen/scripts/device-10k.sh [RUN...]      # default: all three
+#   loadgen/scripts/device-10k.sh [RUN...]      # default: all five
 #
-# Env: BIN_DIR (trespasser and loadgen) [target/release]; RESULTS, where the
-# summary, the merged JSON and HTML reports and a tarball of everything go
-# [$OUT on the device machine, else a new /tmp dir]; RAMP_10K, WINDOW [40s, 30];
-# BOTS_10K, BOTS_1CORE [10000, 2500] (smaller for a dry run).
+# Env: BIN_DIR (trespasser, loadgen and quinn_probe) [target/release]; RESULTS,
+# where the summary, the merged JSON and HTML reports and a tarball of
+# everything go [$OUT on the device machine, else a new /tmp dir]; RAMP_10K,
+# WINDOW [40s, 30]; BOTS_10K, BOTS_1CORE, BOTS_PROBE [10000, 2500, 1000]
+# (smaller for a dry run). The device tool brings back at most 8 files, so
+# RESULTS holds summary.log, all.tgz, each run's JSON and the HTML of the
+# 10k-2core and 2500-1core runs (every HTML report is in all.tgz).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN_DIR=${BIN_DIR:-target/release}
@@ -26,8 +34,10 @@ RESULTS=${RESULTS:-${OUT:-$(mktemp -d /tmp/device-10k.XXXXXX)}}
 RAMP_10K=${RAMP_10K:-40s}
 BOTS_10K=${BOTS_10K:-10000}
 BOTS_1CORE=${BOTS_1CORE:-2500}
+BOTS_PROBE=${BOTS_PROBE:-1000}
 WINDOW=${WINDOW:-30}
-RUNS=("${@:-10k-2core 10k-6core 2500-1core}")
+# The most telling run first: a short lease still brings it back.
+RUNS=("${@:-10k-2core 2500-1core 1000-1core probe-1000 10k-6core}")
 # shellcheck disable=SC2206
 RUNS=(${RUNS[*]})
 for tool in taskset timeout python3 awk tar; do
@@ -59,7 +69,9 @@ run() {
     RAMP="$ramp" SETTLE=8 WINDOW="$WINDOW" QUIC_PORT=4433 HTTP_PORT=8080 \
     loadgen/scripts/capacity.sh "$bots" >>"$SUMMARY" 2>&1 || echo "$name: capacity.sh failed ($?)" >>"$SUMMARY"
   cp "$WORK/$name/report-$bots.json" "$RESULTS/$name.json" 2>/dev/null || true
-  cp "$WORK/$name/report-$bots.html" "$RESULTS/$name.html" 2>/dev/null || true
+  case $name in
+    10k-2core | 2500-1core) cp "$WORK/$name/report-$bots.html" "$RESULTS/$name.html" 2>/dev/null || true ;;
+  esac
   # What the node said about itself, last lines (overload shows here first).
   tail -n 5 "$WORK/$name"/node-*/node.log >>"$SUMMARY" 2>/dev/null || true
 }
@@ -74,10 +86,23 @@ for r in "${RUNS[@]}"; do
         NODE_FLAGS="--quic-shards 6 --players-per-lobby 4" LOADGEN_FLAGS="--endpoints 8" ;;
     2500-1core)
       run "$r" "$BOTS_1CORE" 20s NODE_CORES=0 LOADGEN_CORES=2-5 SHARDS=4 LOADGEN_FLAGS="--endpoints 4" ;;
+    1000-1core)
+      run "$r" "$BOTS_PROBE" 10s NODE_CORES=0 LOADGEN_CORES=2-3 SHARDS=2 LOADGEN_FLAGS="--endpoints 4" ;;
+    probe-1000)
+      echo "== $r: $BOTS_PROBE players, bare quinn, server core 0, client core 2" >>"$SUMMARY"
+      PROBE_BIN="$BIN_DIR/quinn_probe" NODE_CORE=0 LOADGEN_CORE=2 RAMP=10 RATE=250 SETTLE=5 \
+        WINDOW="$WINDOW" OUT="$WORK/$r" loadgen/scripts/quinn-probe.sh "$BOTS_PROBE" >>"$SUMMARY" 2>&1 \
+        || echo "$r: quinn-probe.sh failed ($?)" >>"$SUMMARY" ;;
     *) echo "unknown run $r" >&2; exit 2 ;;
   esac
 done
 
 # Everything else (shard reports, loadgen and node logs) in one file.
 tar -czf "$RESULTS/all.tgz" -C "$WORK" --exclude='*.db*' --exclude='*.sqlite*' . 2>/dev/null || true
+# A file over 16 MiB would not come back at all: then only the reports.
+if [ "$(stat -c %s "$RESULTS/all.tgz" 2>/dev/null || echo 0)" -gt 15000000 ]; then
+  echo "all.tgz over 15 MB: reports only" >>"$SUMMARY"
+  (cd "$WORK" && find . \( -name '*.json' -o -name '*.html' -o -name '*.log' -size -200k \) -print0 \
+    | tar -czf "$RESULTS/all.tgz" --null -T -) || true
+fi
 cat "$SUMMARY"
