@@ -17,6 +17,7 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::conn::{Conn, ConnEvent, ConnShared, ConnState};
 use crate::socket::Socket;
+use crate::steering::ShardSteering;
 use crate::timers::Timers;
 use crate::webtransport;
 use crate::wt_streams::{self, WtConn};
@@ -60,6 +61,10 @@ pub struct DriverConfig {
     pub udp_buffer_bytes: usize,
     /// Share the port with other drivers (SO_REUSEPORT).
     pub reuse_port: bool,
+    /// This driver's place among the drivers sharing the port: its
+    /// connection IDs name it and the kernel steers packets by them
+    /// (implies `reuse_port`; replaces `endpoint`'s ID generator).
+    pub steering: Option<ShardSteering>,
     /// Datagrams a connection keeps for its application before dropping the
     /// oldest.
     pub inbox_datagrams: usize,
@@ -86,6 +91,7 @@ impl DriverConfig {
             endpoint: Arc::new(EndpointConfig::default()),
             udp_buffer_bytes: 4 * 1024 * 1024,
             reuse_port: false,
+            steering: None,
             inbox_datagrams: DEFAULT_INBOX,
             timer_slack: Duration::ZERO,
             webtransport_path: None,
@@ -278,9 +284,17 @@ impl Driver {
         admit: Option<AdmitFn>,
         accepted: Option<mpsc::UnboundedSender<Conn>>,
     ) -> std::io::Result<Driver> {
-        let socket = Socket::bind(config.addr, config.udp_buffer_bytes, config.reuse_port)?;
+        let socket = Socket::bind(config.addr, config.udp_buffer_bytes, config.reuse_port, config.steering.as_ref())?;
         let local_addr = socket.local_addr()?;
-        let endpoint = Endpoint::new(config.endpoint.clone(), config.server.clone(), true, None);
+        let endpoint_config = match config.steering {
+            Some(steering) => {
+                let mut c = (*config.endpoint).clone();
+                c.cid_generator(move || Box::new(steering.cid_generator()));
+                Arc::new(c)
+            }
+            None => config.endpoint.clone(),
+        };
+        let endpoint = Endpoint::new(endpoint_config, config.server.clone(), true, None);
         let shared = Arc::new(LoopShared {
             dirty: Mutex::new(Vec::new()),
             wake: Notify::new(),

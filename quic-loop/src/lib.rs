@@ -29,10 +29,15 @@
 //! at that path, and maps the session's first WebTransport stream and its
 //! HTTP datagrams onto the same [`Conn`] API ([`Conn::is_webtransport`] tells
 //! them apart); [`LoopHandle::connect_webtransport`] is the client side.
+//!
+//! Several server drivers can share one port, one per core: with
+//! [`DriverConfig::steering`] each packet reaches the driver that owns its
+//! connection by connection ID, not by address (see [`ShardSteering`]).
 
 mod conn;
 mod driver;
 mod socket;
+mod steering;
 mod timers;
 pub mod webtransport;
 mod wt_streams;
@@ -42,3 +47,4 @@ pub use driver::{Admit, Driver, DriverConfig, DriverStats, LoopHandle};
 pub use quinn_proto::{
     ClientConfig, ConnectionError, EndpointConfig, RandomConnectionIdGenerator, ServerConfig, TransportConfig, VarInt,
 };
+pub use steering::{ShardCidGenerator, ShardSteering};

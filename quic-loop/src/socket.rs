@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
 
+use crate::steering::ShardSteering;
+
 /// Largest UDP payload accepted from the network (what quinn allows).
 const MAX_PAYLOAD: usize = 65_527;
 
@@ -21,8 +23,14 @@ pub(crate) struct Socket {
 impl Socket {
     /// Binds `addr`. `buffer` sizes the kernel's send and receive buffers
     /// (the default receive buffer drops inputs from a few hundred clients
-    /// up); `reuse_port` lets several drivers share one port.
-    pub(crate) fn bind(addr: SocketAddr, buffer: usize, reuse_port: bool) -> io::Result<Socket> {
+    /// up); `reuse_port` lets several drivers share one port, and `steering`
+    /// delivers each packet to the one that owns its connection.
+    pub(crate) fn bind(
+        addr: SocketAddr,
+        buffer: usize,
+        reuse_port: bool,
+        steering: Option<&ShardSteering>,
+    ) -> io::Result<Socket> {
         let domain = if addr.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
         let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
         if let Err(e) = socket.set_recv_buffer_size(buffer) {
@@ -31,10 +39,18 @@ impl Socket {
         if let Err(e) = socket.set_send_buffer_size(buffer) {
             tracing::warn!(error = %e, "could not enlarge the UDP send buffer");
         }
-        if reuse_port {
+        if reuse_port || steering.is_some() {
             socket.set_reuse_port(true)?;
         }
         socket.bind(&addr.into())?;
+        if let Some(steering) = steering
+            && let Err(e) = steering.attach(&socket)
+        {
+            // Still correct, only as the kernel's address hash spreads
+            // clients: a client whose address changes may lose its
+            // connection, and one address's connections share a shard.
+            tracing::warn!(error = %e, shards = steering.shards(), "could not steer packets by connection id; the kernel will pick shards by address");
+        }
         socket.set_nonblocking(true)?;
         let std: std::net::UdpSocket = socket.into();
         let state = UdpSocketState::new((&std).into())?;

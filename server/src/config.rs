@@ -223,8 +223,10 @@ pub struct NodeArgs {
     pub udp_buffer: usize,
     /// QUIC endpoints sharing the UDP port (SO_REUSEPORT), each on its own
     /// thread with its own connections and the lobbies created through them.
-    /// One per core the node may use is the usual choice; the kernel spreads
-    /// clients across them by address.
+    /// One per core the node may use is the usual choice. Each packet goes
+    /// to the shard that owns its connection (a kernel program reads the
+    /// shard from the connection id), so new connections spread evenly and
+    /// a client whose address changes keeps its connection.
     #[arg(long, env = "TRESPASSER_QUIC_SHARDS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub quic_shards: u16,
     /// How late QUIC connection timers may fire. An acknowledgement that

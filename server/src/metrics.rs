@@ -34,6 +34,11 @@ struct Kind {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Shard {
+    shard: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Code {
     code: &'static str,
 }
@@ -92,6 +97,7 @@ pub struct NodeMetrics {
     pub webtransport_sessions: Counter,
     pub connections_refused: ConnRefusals,
     join_refusals: Family<Code, Counter>,
+    shard_connections: Family<Shard, Gauge>,
     pub chat_messages: Counter,
     pub control_frames_in: Counter,
     pub udp: UdpCounters,
@@ -114,6 +120,11 @@ pub struct UdpCounters {
 impl NodeMetrics {
     pub fn join_refused(&self, code: protocol::control::ErrorCode) {
         self.join_refusals.get_or_create(&Code { code: code.as_str() }).inc();
+    }
+
+    /// The open connections of one QUIC shard (its loop sets it).
+    pub fn shard_connections(&self, shard: u16) -> Gauge {
+        self.shard_connections.get_or_create(&Shard { shard }).clone()
     }
 }
 
@@ -178,6 +189,7 @@ pub fn new_metrics() -> (NodeMetrics, Registry) {
             handshake_timeout: c("handshake_timeout"),
         },
         join_refusals: Family::default(),
+        shard_connections: Family::default(),
         chat_messages: Counter::default(),
         control_frames_in: Counter::default(),
         udp: UdpCounters {
@@ -216,6 +228,11 @@ pub fn new_metrics() -> (NodeMetrics, Registry) {
     );
     r.register("connections_refused", "Connection attempts refused, by reason", refused);
     r.register("join_refusals", "Join requests refused, by error code", m.join_refusals.clone());
+    r.register(
+        "quic_shard_connections",
+        "Open QUIC connections per shard (how evenly the shards share the players)",
+        m.shard_connections.clone(),
+    );
     r.register("chat_messages", "Chat messages received", m.chat_messages.clone());
     r.register("control_frames_in", "Control frames received", m.control_frames_in.clone());
     r.register("udp_packets", "UDP packets through the QUIC loops, by direction", udp_packets);

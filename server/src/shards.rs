@@ -4,7 +4,10 @@
 //! lobbies created through them run on that thread, so the hot path (packet
 //! in, tick, snapshot out) takes no cross-thread hops for most players and
 //! a node scales with the shards it is given. The HTTP listener, the API and
-//! the directory link stay on the main runtime.
+//! the directory link stay on the main runtime. With several shards, each
+//! packet reaches the shard that owns its connection by connection id
+//! (`quic_loop::ShardSteering`), so new connections spread evenly whatever
+//! their address and a client whose address changes keeps its connection.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +18,8 @@ use std::time::Duration;
 use anyhow::Context;
 use quic_loop::{Driver, DriverConfig, LoopHandle};
 use tokio::sync::{mpsc, oneshot};
+
+use prometheus_client::metrics::gauge::Gauge;
 
 use crate::metrics::UdpCounters;
 use crate::session::SessionCtx;
@@ -66,7 +71,9 @@ impl Shards {
                         cfg.timer_slack = limits.timer_slack;
                         cfg.endpoint = Arc::new(endpoint_config());
                         cfg.webtransport_path = limits.webtransport.then(|| protocol::WEBTRANSPORT_PATH.to_string());
-                        cfg.reuse_port = count > 1;
+                        // One shard needs no steering; several are steered by
+                        // connection id (quic_loop::ShardSteering).
+                        cfg.steering = quic_loop::ShardSteering::new(i, count, CONNECTION_ID_LEN);
                         let (accepted_tx, accepted_rx) = mpsc::unbounded_channel();
                         let admit = {
                             let (admission, ctx, max) = (admission.clone(), ctx.clone(), limits.max_connections);
@@ -84,7 +91,9 @@ impl Shards {
                         };
                         let handle = driver.handle();
                         let _ = ready_tx.send(Ok(handle.clone()));
-                        let stats = tokio::spawn(copy_stats(handle.clone(), ctx.metrics.udp.clone()));
+                        let shard_connections = ctx.metrics.shard_connections(i);
+                        let stats =
+                            tokio::spawn(copy_stats(handle.clone(), ctx.metrics.udp.clone(), shard_connections));
                         let accept = tokio::spawn(transport::accept_loop(accepted_rx, limits, ctx, admission));
                         let run = tokio::spawn(driver.run());
                         // Until shutdown, or until the node is dropped.
@@ -98,6 +107,8 @@ impl Shards {
                     });
                 })
                 .context("starting a QUIC shard thread")?;
+            // Shards bind one after another, so shard i is socket i of the
+            // port's reuseport group: the index the steering program picks.
             let handle = ready_rx.recv().context("the QUIC shard thread stopped while starting")??;
             if i == 0 {
                 shards.addr = handle.local_addr();
@@ -149,11 +160,12 @@ impl Drop for Shards {
 
 /// Copies a loop's counters into the node's metrics once a second (the loop
 /// keeps plain atomics so its hot path never touches the registry).
-async fn copy_stats(handle: LoopHandle, udp: UdpCounters) {
+async fn copy_stats(handle: LoopHandle, udp: UdpCounters, connections: Gauge) {
     let mut seen = [0u64; 6];
     let mut every = tokio::time::interval(Duration::from_secs(1));
     loop {
         every.tick().await;
+        connections.set(handle.connections() as i64);
         let s = handle.stats();
         let now = [&s.packets_in, &s.packets_out, &s.bytes_in, &s.bytes_out, &s.send_drops, &s.wakeups]
             .map(|a| a.load(Ordering::Relaxed));
@@ -168,9 +180,10 @@ async fn copy_stats(handle: LoopHandle, udp: UdpCounters) {
 
 /// Length of the connection ids this node issues. Clients put one in every
 /// packet they send, and a node's endpoint only needs them unique among its
-/// own connections (quinn-proto draws again on a collision; the kernel
-/// routes by address, not by id, between shards): 4 bytes instead of
-/// quinn's 8 take 4 bytes off every input packet (80 B/s per player).
+/// own connections (quinn-proto draws again on a collision; with several
+/// shards the first byte names the shard, leaving the ids of one shard
+/// unique among that shard's connections): 4 bytes instead of quinn's 8
+/// take 4 bytes off every input packet (80 B/s per player).
 const CONNECTION_ID_LEN: usize = 4;
 
 fn endpoint_config() -> quic_loop::EndpointConfig {
