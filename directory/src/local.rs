@@ -160,6 +160,7 @@ mod tests {
             players: 0,
             connections: 0,
             draining: false,
+            overloaded: false,
             sent_at_ms: 0,
         }
     }

@@ -22,6 +22,9 @@
 #   NODE_FLAGS     extra `trespasser serve` flags (e.g. --quic-shards 2
 #                  --players-per-lobby 4)
 #   LOADGEN_FLAGS  extra loadgen flags
+#   MAX_SHARD_LOAD the node's --max-shard-load [0.9, its default]: past it a
+#                  shard refuses new players (counted in the row's
+#                  node_connections_refused); 1 measures past saturation
 #   CONN_RATE, CONN_BURST  the node's per-address connection limit [1000000
 #                  each: every bot comes from 127.0.0.1; the node's defaults
 #                  for real players are 50/s, burst 500]
@@ -39,6 +42,7 @@ NODE_CORES=${NODE_CORES:-${NODE_CORE:-0}}
 LOADGEN_CORES=${LOADGEN_CORES:-${LOADGEN_CORE:-1}}
 SHARDS=${SHARDS:-1}
 CONN_RATE=${CONN_RATE:-1000000}
+MAX_SHARD_LOAD=${MAX_SHARD_LOAD:-0.9}
 CONN_BURST=${CONN_BURST:-1000000}
 OUT=${OUT:-$(mktemp -d /tmp/capacity.XXXXXX)}
 mkdir -p "$OUT"
@@ -80,7 +84,7 @@ for BOTS in "${BOTS_LIST[@]}"; do
   # for real players would hold joins back (CONN_RATE above).
   taskset -c "$NODE_CORES" "$NODE_BIN" serve --data-dir "$DATA" --quic-addr "127.0.0.1:$QUIC_PORT" \
     --http-addr "127.0.0.1:$HTTP_PORT" --max-lobbies 5000 --max-connections 20000 \
-    --conn-rate-per-ip "$CONN_RATE" --conn-burst-per-ip "$CONN_BURST" ${NODE_FLAGS:-} >"$DATA/node.log" 2>&1 &
+    --conn-rate-per-ip "$CONN_RATE" --conn-burst-per-ip "$CONN_BURST" --max-shard-load "$MAX_SHARD_LOAD" ${NODE_FLAGS:-} >"$DATA/node.log" 2>&1 &
   NODE=$!
   LGS=()
   trap 'kill $NODE "${LGS[@]}" 2>/dev/null || true' EXIT

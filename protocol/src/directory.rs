@@ -24,6 +24,10 @@ pub struct NodeStatus {
     pub players: u32,
     pub connections: u32,
     pub draining: bool,
+    /// Its shards are busy past the node's `--max-shard-load` on average:
+    /// new players should go elsewhere (absent from older nodes: false).
+    #[serde(default)]
+    pub overloaded: bool,
     /// Milliseconds since the Unix epoch when the heartbeat was sent.
     pub sent_at_ms: u64,
 }
@@ -31,7 +35,13 @@ pub struct NodeStatus {
 impl NodeStatus {
     /// Whether a new lobby of `mode` may be created here.
     pub fn can_create(&self, mode: &str) -> bool {
-        !self.draining && self.lobbies < self.max_lobbies && self.modes.iter().any(|m| m == mode)
+        self.takes_players() && self.lobbies < self.max_lobbies && self.modes.iter().any(|m| m == mode)
+    }
+
+    /// Whether new players may be sent here at all (not draining, not
+    /// overloaded).
+    pub fn takes_players(&self) -> bool {
+        !self.draining && !self.overloaded
     }
 }
 

@@ -38,6 +38,14 @@ pub enum Command {
     Ticket(TicketArgs),
 }
 
+/// A load threshold: more than 0, at most 1 (1 turns the limit off).
+fn shard_load(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a load in (0, 1]")),
+    }
+}
+
 fn duration(s: &str) -> Result<Duration, humantime::DurationError> {
     humantime::parse_duration(s)
 }
@@ -197,6 +205,14 @@ pub struct NodeArgs {
     /// Most simultaneous connections (handshakes included).
     #[arg(long, env = "TRESPASSER_MAX_CONNECTIONS", default_value_t = 20_000)]
     pub max_connections: usize,
+    /// Load (the share of wall time a QUIC shard's thread is busy, smoothed
+    /// over about a second) past which a shard refuses new connections and,
+    /// on average over the shards, the node tells the directory it is
+    /// overloaded so matchmaking sends players elsewhere. Keeps the players
+    /// a node has at full quality instead of degrading all of them. 1 turns
+    /// it off.
+    #[arg(long, env = "TRESPASSER_MAX_SHARD_LOAD", default_value_t = 0.9, value_parser = shard_load)]
+    pub max_shard_load: f64,
     /// New connections per second allowed from one IP address.
     #[arg(long, env = "TRESPASSER_CONN_RATE_PER_IP", default_value_t = 50.0)]
     pub conn_rate_per_ip: f64,

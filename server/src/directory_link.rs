@@ -10,6 +10,7 @@ use directory::{Directory, LobbySummary, NodeCommand, NodeStatus};
 use protocol::results::MatchResult;
 use tokio::sync::mpsc;
 
+use crate::load::NodeLoad;
 use crate::lobby::LobbyManager;
 use crate::results::MatchResultSink;
 
@@ -83,7 +84,7 @@ fn now_ms() -> u64 {
 }
 
 /// The node's current status and lobbies.
-pub fn snapshot(manager: &LobbyManager, announce: &Announce) -> (NodeStatus, Vec<LobbySummary>) {
+pub fn snapshot(manager: &LobbyManager, announce: &Announce, load: &NodeLoad) -> (NodeStatus, Vec<LobbySummary>) {
     let lobbies: Vec<LobbySummary> =
         manager.list(None).iter().map(|l| LobbySummary::from_info(&announce.node_id, l)).collect();
     let settings = manager.settings();
@@ -99,18 +100,19 @@ pub fn snapshot(manager: &LobbyManager, announce: &Announce) -> (NodeStatus, Vec
         players: manager.account_count() as u32,
         connections: manager.metrics().connections.get().max(0) as u32,
         draining: manager.is_draining(),
+        overloaded: load.overloaded(),
         sent_at_ms: now_ms(),
     };
     (status, lobbies)
 }
 
 /// Heartbeats and command polling until the task is aborted.
-pub async fn run(directory: Directory, manager: Arc<LobbyManager>, announce: Announce) {
+pub async fn run(directory: Directory, manager: Arc<LobbyManager>, announce: Announce, load: Arc<NodeLoad>) {
     let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let (status, lobbies) = snapshot(&manager, &announce);
+        let (status, lobbies) = snapshot(&manager, &announce, &load);
         if let Err(e) = directory.heartbeat(&status, &lobbies).await {
             tracing::warn!(error = %e, "heartbeat failed");
         }

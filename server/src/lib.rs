@@ -4,6 +4,7 @@
 pub mod config;
 pub mod directory_link;
 pub mod http;
+pub mod load;
 pub mod lobby;
 pub mod metrics;
 pub mod node;

@@ -3,6 +3,8 @@
 //! Labelled counters are resolved once at start-up and kept as plain
 //! handles, so the hot path only does atomic adds.
 
+use std::sync::atomic::AtomicU64;
+
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -66,6 +68,8 @@ pub struct InputCounters {
 #[derive(Clone, Debug)]
 pub struct ConnRefusals {
     pub max_connections: Counter,
+    /// The shard was past `--max-shard-load`.
+    pub overloaded: Counter,
     pub ip_rate: Counter,
     pub draining: Counter,
     pub handshake_failed: Counter,
@@ -98,6 +102,7 @@ pub struct NodeMetrics {
     pub connections_refused: ConnRefusals,
     join_refusals: Family<Code, Counter>,
     shard_connections: Family<Shard, Gauge>,
+    shard_load: Family<Shard, Gauge<f64, AtomicU64>>,
     pub chat_messages: Counter,
     pub control_frames_in: Counter,
     pub udp: UdpCounters,
@@ -125,6 +130,11 @@ impl NodeMetrics {
     /// The open connections of one QUIC shard (its loop sets it).
     pub fn shard_connections(&self, shard: u16) -> Gauge {
         self.shard_connections.get_or_create(&Shard { shard }).clone()
+    }
+
+    /// One QUIC shard's load (see `crate::load`).
+    pub fn shard_load(&self, shard: u16) -> Gauge<f64, AtomicU64> {
+        self.shard_load.get_or_create(&Shard { shard }).clone()
     }
 }
 
@@ -183,6 +193,7 @@ pub fn new_metrics() -> (NodeMetrics, Registry) {
         webtransport_sessions: Counter::default(),
         connections_refused: ConnRefusals {
             max_connections: c("max_connections"),
+            overloaded: c("overloaded"),
             ip_rate: c("ip_rate"),
             draining: c("draining"),
             handshake_failed: c("handshake_failed"),
@@ -190,6 +201,7 @@ pub fn new_metrics() -> (NodeMetrics, Registry) {
         },
         join_refusals: Family::default(),
         shard_connections: Family::default(),
+        shard_load: Family::default(),
         chat_messages: Counter::default(),
         control_frames_in: Counter::default(),
         udp: UdpCounters {
@@ -232,6 +244,11 @@ pub fn new_metrics() -> (NodeMetrics, Registry) {
         "quic_shard_connections",
         "Open QUIC connections per shard (how evenly the shards share the players)",
         m.shard_connections.clone(),
+    );
+    r.register(
+        "quic_shard_load",
+        "Share of wall time each QUIC shard's thread is busy, smoothed (new connections are refused past --max-shard-load)",
+        m.shard_load.clone(),
     );
     r.register("chat_messages", "Chat messages received", m.chat_messages.clone());
     r.register("control_frames_in", "Control frames received", m.control_frames_in.clone());

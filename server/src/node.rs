@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use crate::config::{NodeArgs, dev_ticket_key, parse_ticket_key, write_private};
 use crate::directory_link::{self, Announce};
 use crate::http;
+use crate::load::NodeLoad;
 use crate::lobby::core::{ChatConfig, LobbyConfig};
 use crate::lobby::{LobbyManager, LobbySettings};
 use crate::metrics::{self, NodeMetrics};
@@ -173,7 +174,8 @@ impl Node {
             webtransport: args.webtransport,
         };
         let server_cfg = transport::server_config(identity, &limits)?;
-        let shards = Shards::start(args.quic_shards, args.quic_addr, server_cfg, limits, ctx)?;
+        let load = Arc::new(NodeLoad::new(args.quic_shards as usize, args.max_shard_load));
+        let shards = Shards::start(args.quic_shards, args.quic_addr, server_cfg, limits, ctx, load.clone())?;
         let quic_addr = shards.addr();
 
         let registry = Arc::new(registry);
@@ -202,7 +204,7 @@ impl Node {
                 public_port: args.public_port.unwrap_or(quic_addr.port()),
                 cert_sha256: protocol::defaults::to_hex(&Sha256::digest(&cert_der)),
             };
-            tasks.push(tokio::spawn(directory_link::run(dir.clone(), manager.clone(), announce)));
+            tasks.push(tokio::spawn(directory_link::run(dir.clone(), manager.clone(), announce, load)));
         }
         tracing::info!(node = %args.node_id, %quic_addr, ?http_addr, "game node started");
         Ok(Node {

@@ -11,7 +11,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use prometheus_client::metrics::gauge::Gauge;
 
+use crate::load::{LoadMeter, NodeLoad};
 use crate::metrics::UdpCounters;
 use crate::session::SessionCtx;
 use crate::transport::{self, Admission, TransportLimits};
@@ -47,13 +48,15 @@ impl Shards {
         config: quinn::ServerConfig,
         limits: TransportLimits,
         ctx: Arc<SessionCtx>,
+        load: Arc<NodeLoad>,
     ) -> anyhow::Result<Shards> {
         let admission = Arc::new(Admission::new(&limits));
         let mut shards = Shards { shards: Vec::with_capacity(count as usize), addr };
         for i in 0..count {
             let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<LoopHandle>>();
             let (stop_tx, stop_rx) = oneshot::channel::<()>();
-            let (config, limits, ctx, admission) = (config.clone(), limits.clone(), ctx.clone(), admission.clone());
+            let (config, limits, ctx, admission, load) =
+                (config.clone(), limits.clone(), ctx.clone(), admission.clone(), load.clone());
             let bind_addr = shards.addr;
             let thread = std::thread::Builder::new()
                 .name(format!("quic-shard-{i}"))
@@ -76,9 +79,11 @@ impl Shards {
                         cfg.steering = quic_loop::ShardSteering::new(i, count, CONNECTION_ID_LEN);
                         let (accepted_tx, accepted_rx) = mpsc::unbounded_channel();
                         let admit = {
-                            let (admission, ctx, max) = (admission.clone(), ctx.clone(), limits.max_connections);
+                            let (admission, ctx, max, load) =
+                                (admission.clone(), ctx.clone(), limits.max_connections, load.clone());
                             Box::new(move |remote| {
-                                admission.admit(remote, max, ctx.manager.is_draining(), &ctx.metrics)
+                                let overloaded = load.shard_overloaded(i as usize);
+                                admission.admit(remote, max, ctx.manager.is_draining(), overloaded, &ctx.metrics)
                             })
                         };
                         let driver = match Driver::bind(cfg, Some(admit), Some(accepted_tx)) {
@@ -94,6 +99,7 @@ impl Shards {
                         let shard_connections = ctx.metrics.shard_connections(i);
                         let stats =
                             tokio::spawn(copy_stats(handle.clone(), ctx.metrics.udp.clone(), shard_connections));
+                        let watch = tokio::spawn(watch_load(i, load, ctx.metrics.shard_load(i)));
                         let accept = tokio::spawn(transport::accept_loop(accepted_rx, limits, ctx, admission));
                         let run = tokio::spawn(driver.run());
                         // Until shutdown, or until the node is dropped.
@@ -101,6 +107,7 @@ impl Shards {
                         handle.stop();
                         accept.abort();
                         stats.abort();
+                        watch.abort();
                         if let Ok(Err(e)) = run.await {
                             tracing::error!(error = %e, "QUIC shard socket failed");
                         }
@@ -175,6 +182,21 @@ async fn copy_stats(handle: LoopHandle, udp: UdpCounters, connections: Gauge) {
             c.inc_by(now.saturating_sub(*seen));
             *seen = now;
         }
+    }
+}
+
+/// Samples this shard's thread's CPU time (the task runs on the shard's
+/// current-thread runtime, so the calling thread is the shard's).
+async fn watch_load(shard: u16, load: Arc<NodeLoad>, gauge: Gauge<f64, AtomicU64>) {
+    let mut meter = LoadMeter::default();
+    let mut every = tokio::time::interval(crate::load::SAMPLE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let Some(cpu) = crate::load::thread_cpu_time() else { return };
+        let l = meter.sample(cpu, std::time::Instant::now());
+        load.set(shard as usize, l);
+        gauge.set(l);
     }
 }
 

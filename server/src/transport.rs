@@ -97,7 +97,14 @@ impl Admission {
     }
 
     /// Decides on one connection attempt (the decision is counted).
-    pub fn admit(&self, remote: SocketAddr, max_connections: usize, draining: bool, metrics: &NodeMetrics) -> Admit {
+    pub fn admit(
+        &self,
+        remote: SocketAddr,
+        max_connections: usize,
+        draining: bool,
+        overloaded: bool,
+        metrics: &NodeMetrics,
+    ) -> Admit {
         let refused = &metrics.connections_refused;
         if draining {
             refused.draining.inc();
@@ -105,6 +112,10 @@ impl Admission {
         }
         if self.live.load(Ordering::Relaxed) >= max_connections {
             refused.max_connections.inc();
+            return Admit::Refuse;
+        }
+        if overloaded {
+            refused.overloaded.inc();
             return Admit::Refuse;
         }
         if !self.per_ip.lock().unwrap_or_else(|e| e.into_inner()).allow(remote.ip(), Instant::now()) {

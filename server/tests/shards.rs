@@ -88,3 +88,52 @@ async fn connections_from_one_address_spread_and_survive_an_address_change() {
     assert_eq!(per_shard(&t).await.iter().sum::<f64>(), PLAYERS as f64);
     assert_eq!(t.metric("trespasser_connections_accepted_total").await, PLAYERS as f64);
 }
+
+/// The shard's load, from the node's /metrics.
+async fn shard_load(t: &TestNode) -> f64 {
+    t.metric("trespasser_quic_shard_load{shard=\"0\"}").await
+}
+
+#[tokio::test]
+async fn a_busy_shard_refuses_new_connections_and_keeps_its_players() {
+    let t = TestNode::start(&["--max-shard-load", "0.02"]).await;
+    let (mut keeper, _, _) = t.player("keeper").await;
+    // A storm of handshakes (each costs the node a TLS handshake), one
+    // attempt every 10 ms until the shard refuses one: its load passes 2 %
+    // within a second or two here (idle it is about 0.1 %). Bounded: 1,000
+    // attempts at most.
+    let refused_metric = "trespasser_connections_refused_total{reason=\"overloaded\"}";
+    let mut attempts = tokio::task::JoinSet::new();
+    let mut peak: f64 = 0.0;
+    for i in 0..1000 {
+        let (endpoint, cfg) = (t.endpoint.clone(), t.config());
+        attempts.spawn(async move { GameClient::connect_with(&endpoint, &cfg).await.map(|c| c.close()) });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        if i % 20 == 19 {
+            peak = peak.max(shard_load(&t).await);
+            if t.metric(refused_metric).await > 0.0 {
+                break;
+            }
+        }
+    }
+    let mut refused = 0;
+    while let Some(r) = attempts.join_next().await {
+        if r.expect("attempt task").is_err() {
+            refused += 1;
+        }
+    }
+    eprintln!("peak load {peak}, refused {refused}");
+    assert!(refused > 0, "no attempt was refused (peak load {peak})");
+    assert_eq!(t.metric(refused_metric).await, refused as f64);
+    // The player it had kept playing through the storm.
+    fresh_snapshot(&mut keeper, 5).await;
+    assert!(keeper.closed_reason().is_none());
+    // Once the storm is over the load falls and players get in again.
+    let deadline = Instant::now() + WAIT;
+    while shard_load(&t).await >= 0.02 {
+        assert!(Instant::now() < deadline, "the load stayed at {}", shard_load(&t).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (mut late, _, _) = t.player("late").await;
+    fresh_snapshot(&mut late, 1).await;
+}

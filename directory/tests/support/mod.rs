@@ -141,6 +141,7 @@ pub fn status(id: &str) -> NodeStatus {
         players: 9,
         connections: 10,
         draining: false,
+        overloaded: false,
         sent_at_ms: 1_700_000_000_000,
     }
 }

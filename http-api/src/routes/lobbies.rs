@@ -118,7 +118,7 @@ fn choose_node<'a>(nodes: &'a [NodeStatus], lobbies: &[LobbySummary], mode: &str
     let fullest_open = lobbies
         .iter()
         .filter(|l| l.mode == mode && l.is_open())
-        .filter_map(|l| serving.iter().find(|n| n.node_id == l.node_id && !n.draining).map(|n| (l.players, *n)))
+        .filter_map(|l| serving.iter().find(|n| n.node_id == l.node_id && n.takes_players()).map(|n| (l.players, *n)))
         .max_by_key(|(players, _)| *players);
     if let Some((_, node)) = fullest_open {
         return Ok(node);
@@ -221,6 +221,7 @@ mod tests {
             players,
             connections: players,
             draining: false,
+            overloaded: false,
             sent_at_ms: 0,
         }
     }
@@ -243,6 +244,21 @@ mod tests {
         assert_eq!(choose_node(&nodes, &lobbies, "deathmatch").unwrap().node_id, "b");
         let full = vec![lobby("a", 8), lobby("b", 8)];
         assert_eq!(choose_node(&nodes, &full, "deathmatch").unwrap().node_id, "a");
+    }
+
+    #[test]
+    fn overloaded_nodes_get_no_new_players() {
+        let mut busy = node("b", 9, 1);
+        busy.overloaded = true;
+        let nodes = vec![node("a", 3, 1), busy];
+        // b's open lobby is the fullest, but b is overloaded.
+        let lobbies = vec![lobby("a", 3), lobby("b", 7)];
+        assert_eq!(choose_node(&nodes, &lobbies, "deathmatch").unwrap().node_id, "a");
+        // Nor does it open lobbies, even as the emptier node.
+        let mut idle_but_busy = node("c", 0, 0);
+        idle_but_busy.overloaded = true;
+        let nodes = vec![node("a", 16, 2), idle_but_busy];
+        assert_eq!(choose_node(&nodes, &[lobby("a", 8)], "deathmatch").unwrap_err().code, "NODE_AT_CAPACITY");
     }
 
     #[test]
