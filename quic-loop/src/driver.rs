@@ -353,7 +353,14 @@ impl Driver {
                     r?;
                     self.receive(Instant::now())?;
                 }
-                _ = shared.wake.notified() => {}
+                _ = shared.wake.notified() => {
+                    // Whatever woke us (a lobby's snapshots, typically) has
+                    // often woken other tasks on this thread that will
+                    // queue more for the same connections in a moment (its
+                    // sessions' kill and chat messages): let them run
+                    // first, so it all leaves in one packet per connection.
+                    tokio::task::yield_now().await;
+                }
                 _ = &mut sleep, if armed.is_some() => {
                     armed = None;
                 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use quic_loop::{Admit, Conn, ConnectionError, Driver, DriverConfig};
+use quic_loop::{Admit, Conn, ConnEvent, ConnectionError, Driver, DriverConfig};
 use tokio::sync::mpsc;
 
 #[tokio::test]
@@ -149,4 +149,57 @@ async fn a_stock_quinn_client_talks_to_a_loop_server() {
     assert!(rest.is_empty());
     conn.close(0u32.into(), b"done");
     tokio::time::timeout(WAIT, server.wait_idle()).await.unwrap();
+}
+
+/// A lobby queues a snapshot and wakes a session task that queues a kill
+/// message for the same connection: both leave in one packet, because the
+/// loop lets the other woken tasks run before it flushes.
+#[tokio::test]
+async fn work_queued_by_tasks_woken_together_leaves_in_one_packet() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (server_cfg, client_cfg, _) = tls_pair();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Conn>();
+    let driver = Driver::bind(DriverConfig::new(loopback(), Some(Arc::new(server_cfg))), None, Some(tx)).unwrap();
+    let server = driver.handle();
+    tokio::spawn(driver.run());
+    let client = client_loop();
+    let conn = client.connect(client_cfg, server.local_addr(), "localhost");
+    conn.established().await.unwrap();
+    conn.wake_on_datagrams(true);
+    let accepted = rx.recv().await.unwrap();
+    // Open the control stream (the client's first bytes) and let the
+    // acknowledgements settle.
+    conn.send_control(Bytes::from_static(b"hello"));
+    assert_eq!(read_control(&accepted, 5).await.0, b"hello");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let sent_before = server.stats().packets_out.load(Relaxed);
+    let (wake_session, mut woken) = mpsc::unbounded_channel::<()>();
+    let session = accepted.clone();
+    tokio::spawn(async move {
+        woken.recv().await;
+        session.send_control(Bytes::from_static(b"kill feed"));
+    });
+    tokio::task::yield_now().await;
+    accepted.send_datagram(Bytes::from_static(b"snapshot")).unwrap();
+    wake_session.send(()).unwrap();
+
+    let (mut got_datagram, mut got_control) = (false, Vec::new());
+    let mut inbox = Vec::new();
+    while !got_datagram || got_control.len() < 9 {
+        match tokio::time::timeout(WAIT, conn.next_event()).await.expect("both in time") {
+            ConnEvent::Datagrams => got_datagram |= conn.recv_datagrams(&mut inbox, 4) > 0,
+            ConnEvent::Control(b) => got_control.extend_from_slice(&b),
+            ConnEvent::Closed(e) => panic!("closed: {e}"),
+            _ => {}
+        }
+    }
+    assert_eq!(&got_control[..], b"kill feed");
+    // Let any packet of its own (an acknowledgement) have left, too.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        server.stats().packets_out.load(Relaxed) - sent_before,
+        1,
+        "the datagram and the control bytes share a packet"
+    );
 }
