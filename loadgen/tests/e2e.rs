@@ -47,6 +47,11 @@ impl Node {
             .arg("--data-dir")
             .arg(&data_dir)
             .args(["--quic-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            // These tests are about the load generator, not admission: a
+            // debug-build node under 200 bots on a slow machine could pass
+            // the default load threshold and refuse bots (server/tests
+            // covers shedding).
+            .args(["--max-shard-load", "1"])
             .args(extra_args)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
