@@ -105,7 +105,9 @@ async fn chromium_joins_and_plays_over_webtransport_on_the_quic_port() {
     let Some(chromium) = chromium_or_skip("chromium_joins_and_plays_over_webtransport_on_the_quic_port") else {
         return;
     };
-    let node = TestNode::start(&[]).await;
+    // Four shards on the port: Chromium's packets reach the shard that owns
+    // its connection by connection id, like every client's.
+    let node = TestNode::start(&["--quic-shards", "4"]).await;
     let control = hello_and_join(node.ticket(uuid::Uuid::new_v4(), "browser"));
     let inputs: Vec<Vec<u8>> = (1..=20u32)
         .map(|seq| {
@@ -148,6 +150,7 @@ async fn chromium_joins_and_plays_over_webtransport_on_the_quic_port() {
         "the browser's player is in the snapshots"
     );
     assert_eq!(node.metric("trespasser_webtransport_sessions_total").await, 1.0);
+    assert_eq!(node.metric("trespasser_connections_accepted_total").await, 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
