@@ -353,18 +353,17 @@ impl Driver {
                     r?;
                     self.receive(Instant::now())?;
                 }
-                _ = shared.wake.notified() => {
-                    // Whatever woke us (a lobby's snapshots, typically) has
-                    // often woken other tasks on this thread that will
-                    // queue more for the same connections in a moment (its
-                    // sessions' kill and chat messages): let them run
-                    // first, so it all leaves in one packet per connection.
-                    tokio::task::yield_now().await;
-                }
+                _ = shared.wake.notified() => {}
                 _ = &mut sleep, if armed.is_some() => {
                     armed = None;
                 }
             }
+            // What an application queued (a lobby's snapshots, typically)
+            // often comes with other tasks on this thread woken to queue
+            // more for the same connections (its sessions' kill and chat
+            // messages): let them run first, so it all leaves in one packet
+            // per connection, whatever woke the loop.
+            tokio::task::yield_now().await;
             shared.stats.wakeups.fetch_add(1, Ordering::Relaxed);
             let now = Instant::now();
             self.take_requests(now);
