@@ -125,8 +125,14 @@ for BOTS in "${BOTS_LIST[@]}"; do
   c1=$(cpu_ticks $NODE); u1=$(udp_out); n1=$(node_packets); t1=$(date +%s.%N)
   p1=$(players_now)
   rss=$(rss_kib $NODE)
-  # Connection attempts the node ignored or refused (rate limits, caps).
-  refused=$(fetch "$HTTP/metrics" | awk '/^trespasser_connections_refused_total/ { n += $2 } END { print n + 0 }')
+  # Connection attempts the node ignored or refused (rate limits, caps,
+  # load), and each QUIC shard's connections and load: "reason=n ...",
+  # "shard=connections:load ...".
+  metrics_end=$(fetch "$HTTP/metrics" 2>/dev/null || true)
+  refused=$(awk -F'[" ]' '/^trespasser_connections_refused_total\{/ { printf "%s=%s ", $2, $4 }' <<<"$metrics_end")
+  shard_stats=$(awk -F'[" ]' '/^trespasser_quic_shard_connections\{/ { c[$2] = $4 }
+    /^trespasser_quic_shard_load\{/ { l[$2] = $4 }
+    END { for (s in c) printf "%s=%s:%s ", s, c[s], l[s] }' <<<"$metrics_end")
   for lg in "${LGS[@]}"; do wait "$lg" || true; done
   if [ "$SHARDS" -gt 1 ]; then
     "$LOADGEN_BIN" merge "$OUT"/report-"$BOTS".shard*.json --json "$OUT/report-$BOTS.json" \
@@ -138,9 +144,15 @@ for BOTS in "${BOTS_LIST[@]}"; do
   for _ in $(seq 100); do kill -0 $NODE 2>/dev/null || break; sleep 0.1; done
   kill -9 $NODE 2>/dev/null || true
   wait $NODE 2>/dev/null || true
-  python3 - "$BOTS" "$c0" "$c1" "$t0" "$t1" "$p0" "$p1" "$rss" "$u0" "$u1" "$OUT/report-$BOTS.json" "$rss0" "$n0" "$n1" "$(expand_cores "$NODE_CORES" | wc -l)" "$SHARDS" "$refused" <<'PY'
+  python3 - "$BOTS" "$c0" "$c1" "$t0" "$t1" "$p0" "$p1" "$rss" "$u0" "$u1" "$OUT/report-$BOTS.json" "$rss0" "$n0" "$n1" "$(expand_cores "$NODE_CORES" | wc -l)" "$SHARDS" "$refused" "$shard_stats" <<'PY'
 import json, sys
-bots, c0, c1, t0, t1, p0, p1, rss, u0, u1, path, rss0, n0, n1, node_cores, shards, refused = sys.argv[1:]
+bots, c0, c1, t0, t1, p0, p1, rss, u0, u1, path, rss0, n0, n1, node_cores, shards, refused, shard_stats = sys.argv[1:]
+refused = {k: int(float(v)) for k, v in (p.split("=") for p in refused.split())}
+node_shards = {}
+for p in shard_stats.split():
+    shard, v = p.split("=")
+    conns, load = v.split(":")
+    node_shards[shard] = {"connections": int(float(conns)), "load": round(float(load), 3) if load else None}
 (in0, out0), (in1, out1) = [map(float, n.split()) for n in (n0, n1)]
 secs = float(t1) - float(t0)
 players = (float(p0) + float(p1)) / 2
@@ -171,7 +183,10 @@ row = {
     "join_ms": r.get("join_ms"),
     "tick_p99_ms": (r.get("server") or {}).get("tick_p99_ms"),
     "errors": r.get("errors"),
-    "node_connections_refused": int(float(refused)),
+    "node_connections_refused": sum(refused.values()),
+    "node_connections_refused_by_reason": {k: v for k, v in refused.items() if v},
+    # At the end of the window: how evenly the shards share the players.
+    "node_shards": dict(sorted(node_shards.items(), key=lambda kv: int(kv[0]))),
     "bandwidth": r.get("bandwidth"),
     "loadgen": r.get("loadgen"),
 }
