@@ -182,6 +182,9 @@ row = {
     "rtt_ms": r.get("rtt_ms"),
     "join_ms": r.get("join_ms"),
     "tick_p99_ms": (r.get("server") or {}).get("tick_p99_ms"),
+    # How late lobby ticks started: a starved or overloaded node, or a
+    # host that deschedules it, shows here before anywhere else.
+    "tick_lateness_p99_ms": (r.get("server") or {}).get("tick_lateness_p99_ms"),
     "errors": r.get("errors"),
     "node_connections_refused": sum(refused.values()),
     "node_connections_refused_by_reason": {k: v for k, v in refused.items() if v},

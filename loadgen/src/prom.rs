@@ -21,6 +21,8 @@ pub struct NodeSample {
     pub tick_buckets: Vec<(f64, f64)>,
     pub tick_count: Option<f64>,
     pub tick_sum: Option<f64>,
+    /// Cumulative tick-lateness buckets, like `tick_buckets`.
+    pub lateness_buckets: Vec<(f64, f64)>,
     pub datagrams_in: Option<f64>,
     pub datagrams_out: Option<f64>,
     pub bytes_in: Option<f64>,
@@ -30,6 +32,7 @@ pub struct NodeSample {
 }
 
 const TICK_BUCKET: &str = "trespasser_tick_duration_seconds_bucket";
+const LATENESS_BUCKET: &str = "trespasser_tick_lateness_seconds_bucket";
 
 /// Reads the metrics this crate knows and ignores the rest. Malformed lines
 /// are skipped, never fatal: a half-written page still yields what it has.
@@ -59,10 +62,11 @@ pub fn parse_node_metrics(text: &str, at_s: f64) -> NodeSample {
             "trespasser_datagram_bytes_out_total" => &mut s.bytes_out,
             "trespasser_matches_started_total" => &mut s.matches_started,
             "trespasser_matches_completed_total" => &mut s.matches_completed,
-            TICK_BUCKET => {
+            TICK_BUCKET | LATENESS_BUCKET => {
                 let le = labels.iter().find(|(k, _)| *k == "le").and_then(|(_, v)| parse_float(v));
                 if let Some(le) = le.filter(|le| !le.is_nan()) {
-                    s.tick_buckets.push((le, value));
+                    let buckets = if name == TICK_BUCKET { &mut s.tick_buckets } else { &mut s.lateness_buckets };
+                    buckets.push((le, value));
                 }
                 continue;
             }
@@ -71,6 +75,7 @@ pub fn parse_node_metrics(text: &str, at_s: f64) -> NodeSample {
         *slot = Some(slot.unwrap_or(0.0) + value);
     }
     s.tick_buckets = normalize_buckets(s.tick_buckets.iter().copied());
+    s.lateness_buckets = normalize_buckets(s.lateness_buckets.iter().copied());
     s
 }
 
@@ -228,6 +233,9 @@ pub struct ServerSummary {
     pub rss_bytes_per_player: Option<f64>,
     pub tick_p99_ms: Option<f64>,
     pub tick_mean_ms: Option<f64>,
+    /// p99 of how late lobby ticks started (absent from older reports).
+    #[serde(default)]
+    pub tick_lateness_p99_ms: Option<f64>,
     pub bytes_out_per_player_s: Option<f64>,
     pub bytes_in_per_player_s: Option<f64>,
     pub datagrams_out_per_player_s: Option<f64>,
@@ -264,13 +272,17 @@ pub fn summarize(samples: &[NodeSample], from_s: f64, to_s: f64) -> Option<Serve
     let per_player_s = |v: Option<f64>| v.filter(|_| player_seconds > 0.0).map(|v| round3(v / player_seconds));
     let rss_bytes_end = w.iter().rev().find_map(|s| s.rss_bytes);
 
-    let with_buckets: Vec<&&NodeSample> = w.iter().filter(|s| !s.tick_buckets.is_empty()).collect();
-    let tick_p99_ms = match (with_buckets.first(), with_buckets.last()) {
-        (Some(a), Some(b)) if with_buckets.len() >= 2 => {
-            histogram_quantile(&a.tick_buckets, &b.tick_buckets, 0.99).map(|s| round3(s * 1000.0))
+    let p99_ms = |buckets: fn(&NodeSample) -> &Vec<(f64, f64)>| {
+        let with: Vec<&&NodeSample> = w.iter().filter(|s| !buckets(s).is_empty()).collect();
+        match (with.first(), with.last()) {
+            (Some(a), Some(b)) if with.len() >= 2 => {
+                histogram_quantile(buckets(a), buckets(b), 0.99).map(|s| round3(s * 1000.0))
+            }
+            _ => None,
         }
-        _ => None,
     };
+    let tick_p99_ms = p99_ms(|s| &s.tick_buckets);
+    let tick_lateness_p99_ms = p99_ms(|s| &s.lateness_buckets);
     let tick_mean_ms = match (increase(&w, |s| s.tick_sum), increase(&w, |s| s.tick_count)) {
         (Some(sum), Some(count)) if count > 0.0 => Some(round3(sum / count * 1000.0)),
         _ => None,
@@ -288,6 +300,7 @@ pub fn summarize(samples: &[NodeSample], from_s: f64, to_s: f64) -> Option<Serve
         rss_bytes_per_player: rss_bytes_end.filter(|_| mean_players > 0.0).map(|r| round3(r / mean_players)),
         tick_p99_ms,
         tick_mean_ms,
+        tick_lateness_p99_ms,
         bytes_out_per_player_s: per_player_s(increase(&w, |s| s.bytes_out)),
         bytes_in_per_player_s: per_player_s(increase(&w, |s| s.bytes_in)),
         datagrams_out_per_player_s: per_player_s(increase(&w, |s| s.datagrams_out)),
@@ -337,6 +350,8 @@ trespasser_tick_duration_seconds_bucket{le="0.0001"} 1000
 trespasser_tick_duration_seconds_bucket{le="0.0002"} 8000
 trespasser_tick_duration_seconds_bucket{le="+Inf"} 9000
 trespasser_tick_duration_seconds_bucket{le="0.0004"} 8900
+trespasser_tick_lateness_seconds_bucket{le="0.001"} 8950
+trespasser_tick_lateness_seconds_bucket{le="+Inf"} 9000
 trespasser_datagrams_in_total 100
 trespasser_datagrams_out_total 200
 trespasser_datagram_bytes_in_total 3000
@@ -359,6 +374,7 @@ trespasser_matches_completed_total 2
         assert_eq!(s.ticks, Some(9000.0));
         assert_eq!((s.tick_sum, s.tick_count), (Some(1.8), Some(9000.0)));
         assert_eq!(s.tick_buckets, vec![(0.0001, 1000.0), (0.0002, 8000.0), (0.0004, 8900.0), (f64::INFINITY, 9000.0)]);
+        assert_eq!(s.lateness_buckets, vec![(0.001, 8950.0), (f64::INFINITY, 9000.0)]);
         assert_eq!((s.datagrams_in, s.datagrams_out), (Some(100.0), Some(200.0)));
         assert_eq!((s.bytes_in, s.bytes_out), (Some(3000.0), Some(45000.0)));
         assert_eq!((s.matches_started, s.matches_completed), (Some(3.0), Some(2.0)));
@@ -444,6 +460,7 @@ trespasser_matches_completed_total 2
             tick_count: Some(count),
             tick_sum: Some(sum),
             tick_buckets: vec![(0.001, fast), (0.01, count), (f64::INFINITY, count)],
+            lateness_buckets: vec![(0.002, count), (f64::INFINITY, count)],
             ..NodeSample::default()
         }
     }
@@ -475,6 +492,8 @@ trespasser_matches_completed_total 2
         assert_eq!(s.tick_mean_ms, Some(1.0));
         // 1000 ticks in the window, 100 of them under 1 ms: p99 is in (1, 10] ms.
         assert_eq!(s.tick_p99_ms, Some(9.9));
+        // Every tick within 2 ms of its time: p99 interpolates to 1.98 ms.
+        assert_eq!(s.tick_lateness_p99_ms, Some(1.98));
         let json = serde_json::to_value(&s).unwrap();
         assert!(json["datagrams_in_per_player_s"].is_null());
         assert_eq!(serde_json::from_value::<ServerSummary>(json).unwrap(), s);

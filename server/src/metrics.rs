@@ -84,6 +84,8 @@ pub struct NodeMetrics {
     pub connections: Gauge,
     pub ticks: Counter,
     pub tick_duration: Histogram,
+    /// How late each lobby tick started after it was due.
+    pub tick_lateness: Histogram,
     pub datagrams_in: Counter,
     pub datagrams_out: Counter,
     pub bytes_in: Counter,
@@ -165,6 +167,7 @@ pub fn new_metrics() -> (NodeMetrics, Registry) {
         ticks: Counter::default(),
         // 50 us .. ~100 ms
         tick_duration: Histogram::new(exponential_buckets(0.00005, 2.0, 12)),
+        tick_lateness: Histogram::new(exponential_buckets(0.0005, 2.0, 12)),
         datagrams_in: Counter::default(),
         datagrams_out: Counter::default(),
         bytes_in: Counter::default(),
@@ -218,6 +221,11 @@ pub fn new_metrics() -> (NodeMetrics, Registry) {
     r.register("connections", "Open QUIC connections", m.connections.clone());
     r.register("ticks", "Lobby simulation ticks run", m.ticks.clone());
     r.register("tick_duration_seconds", "Time to run one lobby tick including snapshot send", m.tick_duration.clone());
+    r.register(
+        "tick_lateness_seconds",
+        "How late each lobby tick started after it was due (a busy or CPU-starved shard shows here first)",
+        m.tick_lateness.clone(),
+    );
     r.register("datagrams_in", "Datagrams received from clients", m.datagrams_in.clone());
     r.register("datagrams_out", "Datagrams sent to clients", m.datagrams_out.clone());
     r.register("datagram_bytes_in", "Datagram payload bytes received", m.bytes_in.clone());

@@ -79,8 +79,9 @@ pub(super) async fn run(
     loop {
         tokio::select! {
             biased;
-            _ = interval.tick() => {
+            due = interval.tick() => {
                 let started = Instant::now();
+                metrics.tick_lateness.observe(started.saturating_duration_since(due.into_std()).as_secs_f64());
                 inputs.drain(&mut core, &metrics, started);
                 core.tick(now_ms());
                 core.snapshots(|link, bytes| {
