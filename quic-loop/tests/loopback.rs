@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use quic_loop::{Admit, Conn, ConnEvent, ConnectionError, Driver, DriverConfig};
+use quic_loop::{Admit, Conn, ConnEvent, ConnectionError, Driver, DriverConfig, LoopHandle};
 use tokio::sync::mpsc;
 
 #[tokio::test]
@@ -53,8 +53,9 @@ async fn a_large_control_transfer_survives_flow_control_and_a_slow_reader() {
     assert!(got == payload, "bytes arrive in order and intact");
 }
 
-#[tokio::test]
-async fn closes_reach_the_peer_with_their_code_and_reason() {
+/// A server loop and a client loop with one established connection: the
+/// client's end and the server's.
+async fn connected_pair() -> (LoopHandle, LoopHandle, Conn, Conn) {
     let (server_cfg, client_cfg, _) = tls_pair();
     let (tx, mut rx) = mpsc::unbounded_channel::<Conn>();
     let driver = Driver::bind(DriverConfig::new(loopback(), Some(Arc::new(server_cfg))), None, Some(tx)).unwrap();
@@ -64,6 +65,12 @@ async fn closes_reach_the_peer_with_their_code_and_reason() {
     let conn = client.connect(client_cfg, server.local_addr(), "localhost");
     conn.established().await.unwrap();
     let accepted = rx.recv().await.unwrap();
+    (server, client, conn, accepted)
+}
+
+#[tokio::test]
+async fn closes_reach_the_peer_with_their_code_and_reason() {
+    let (server, client, conn, accepted) = connected_pair().await;
     assert_eq!(accepted.remote_address(), client.local_addr());
 
     conn.close(7, b"bye");
@@ -157,16 +164,8 @@ async fn a_stock_quinn_client_talks_to_a_loop_server() {
 #[tokio::test]
 async fn work_queued_by_tasks_woken_together_leaves_in_one_packet() {
     use std::sync::atomic::Ordering::Relaxed;
-    let (server_cfg, client_cfg, _) = tls_pair();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Conn>();
-    let driver = Driver::bind(DriverConfig::new(loopback(), Some(Arc::new(server_cfg))), None, Some(tx)).unwrap();
-    let server = driver.handle();
-    tokio::spawn(driver.run());
-    let client = client_loop();
-    let conn = client.connect(client_cfg, server.local_addr(), "localhost");
-    conn.established().await.unwrap();
+    let (server, _client, conn, accepted) = connected_pair().await;
     conn.wake_on_datagrams(true);
-    let accepted = rx.recv().await.unwrap();
     // Open the control stream (the client's first bytes) and let the
     // acknowledgements settle.
     conn.send_control(Bytes::from_static(b"hello"));
