@@ -46,10 +46,6 @@ impl ShardSteering {
         valid.then_some(ShardSteering { shard, shards, cid_len })
     }
 
-    pub fn shard(&self) -> u16 {
-        self.shard
-    }
-
     pub fn shards(&self) -> u16 {
         self.shards
     }

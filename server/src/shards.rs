@@ -16,10 +16,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context;
+use prometheus_client::metrics::gauge::Gauge;
 use quic_loop::{Driver, DriverConfig, LoopHandle};
 use tokio::sync::{mpsc, oneshot};
-
-use prometheus_client::metrics::gauge::Gauge;
 
 use crate::load::{LoadMeter, NodeLoad};
 use crate::metrics::UdpCounters;
@@ -74,6 +73,7 @@ impl Shards {
                         cfg.timer_slack = limits.timer_slack;
                         cfg.endpoint = Arc::new(endpoint_config());
                         cfg.webtransport_path = limits.webtransport.then(|| protocol::WEBTRANSPORT_PATH.to_string());
+                        cfg.reuse_port = count > 1;
                         // One shard needs no steering; several are steered by
                         // connection id (quic_loop::ShardSteering).
                         cfg.steering = quic_loop::ShardSteering::new(i, count, CONNECTION_ID_LEN);
