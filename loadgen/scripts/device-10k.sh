@@ -23,6 +23,10 @@
 #
 #   loadgen/scripts/device-10k.sh [RUN...]      # default: all six, ~7 minutes
 #
+# The node keeps its load shedding (--max-shard-load 0.9): where a run asks
+# more of its cores than they carry, the bots past it are refused and show
+# as `overloaded` in the row's node_connections_refused_by_reason.
+#
 # Env: BIN_DIR (trespasser, loadgen and quinn_probe) [target/release]; RESULTS,
 # where the summary, the merged JSON reports and a tarball of everything go
 # [$OUT on the device machine, else a new /tmp dir]; RAMP_10K, WINDOW [40s,
