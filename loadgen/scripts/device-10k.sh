@@ -27,6 +27,10 @@
 # more of its cores than they carry, the bots past it are refused and show
 # as `overloaded` in the row's node_connections_refused_by_reason.
 #
+# Build the node with `--profile production` (what ships; the probe stays a
+# plain release build, as the issue measured it) and put the three
+# binaries in one folder; BENCHMARKS.md "Session 9" has the steps.
+#
 # Env: BIN_DIR (trespasser, loadgen and quinn_probe) [target/release]; RESULTS,
 # where the summary, the merged JSON reports and a tarball of everything go
 # [$OUT on the device machine, else a new /tmp dir]; RAMP_10K, WINDOW [40s,
