@@ -231,6 +231,11 @@ pub struct ServerSummary {
     /// RSS at the end over the mean player count; it includes the
     /// process's fixed baseline, so it overstates the marginal cost.
     pub rss_bytes_per_player: Option<f64>,
+    /// RSS at the end less the idle node's (the first sample of the run,
+    /// taken before anyone joined), over the mean player count: what a
+    /// player adds. Absent when the run never saw the node empty.
+    #[serde(default)]
+    pub rss_bytes_added_per_player: Option<f64>,
     pub tick_p99_ms: Option<f64>,
     pub tick_mean_ms: Option<f64>,
     /// p99 of how late lobby ticks started (absent from older reports).
@@ -271,6 +276,13 @@ pub fn summarize(samples: &[NodeSample], from_s: f64, to_s: f64) -> Option<Serve
     let cpu_seconds = increase(&w, |s| s.cpu_seconds);
     let per_player_s = |v: Option<f64>| v.filter(|_| player_seconds > 0.0).map(|v| round3(v / player_seconds));
     let rss_bytes_end = w.iter().rev().find_map(|s| s.rss_bytes);
+    // The node before anyone joined: the earliest sample, if it was empty.
+    let idle_rss = samples
+        .iter()
+        .filter(|s| s.at_s < from_s)
+        .min_by(|a, b| a.at_s.total_cmp(&b.at_s))
+        .filter(|s| s.players == Some(0.0))
+        .and_then(|s| s.rss_bytes);
 
     let p99_ms = |buckets: fn(&NodeSample) -> &Vec<(f64, f64)>| {
         let with: Vec<&&NodeSample> = w.iter().filter(|s| !buckets(s).is_empty()).collect();
@@ -298,6 +310,10 @@ pub fn summarize(samples: &[NodeSample], from_s: f64, to_s: f64) -> Option<Serve
         cpu_cores_used: round3(cpu_seconds.unwrap_or(0.0) / window_s),
         rss_bytes_end: rss_bytes_end.map(round3),
         rss_bytes_per_player: rss_bytes_end.filter(|_| mean_players > 0.0).map(|r| round3(r / mean_players)),
+        rss_bytes_added_per_player: rss_bytes_end
+            .zip(idle_rss)
+            .filter(|_| mean_players > 0.0)
+            .map(|(end, idle)| round3((end - idle) / mean_players)),
         tick_p99_ms,
         tick_mean_ms,
         tick_lateness_p99_ms,
@@ -485,6 +501,8 @@ trespasser_matches_completed_total 2
         assert_eq!(s.cpu_us_per_player_second, Some(10_000.0));
         assert_eq!(s.rss_bytes_end, Some(60e6));
         assert_eq!(s.rss_bytes_per_player, Some(8e6));
+        // The idle node at -5 s held 50 MB: 10 MB more over 7.5 players.
+        assert_eq!(s.rss_bytes_added_per_player, Some(1_333_333.333));
         assert_eq!(s.bytes_out_per_player_s, Some(1000.0));
         assert_eq!(s.bytes_in_per_player_s, Some(100.0));
         assert_eq!(s.datagrams_out_per_player_s, Some(10.0));
@@ -500,6 +518,25 @@ trespasser_matches_completed_total 2
     }
 
     #[test]
+    fn added_rss_needs_an_empty_node_first() {
+        // The first scrape already saw players: no idle figure to subtract.
+        let busy = [
+            sample(-5.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+            sample(0.0, 4.0, 1.0, 0.0, 1.0, 0.1, 1.0),
+            sample(10.0, 4.0, 2.0, 1.0, 2.0, 0.2, 2.0),
+        ];
+        let s = summarize(&busy, 0.0, 10.0).unwrap();
+        assert_eq!(s.rss_bytes_per_player, Some(13.5e6));
+        assert_eq!(s.rss_bytes_added_per_player, None);
+        // A later empty scrape does not stand in for the idle node.
+        let mut later = busy.to_vec();
+        later.insert(1, sample(-2.0, 0.0, 0.5, 0.0, 0.5, 0.05, 0.5));
+        assert_eq!(summarize(&later, 0.0, 10.0).unwrap().rss_bytes_added_per_player, None);
+        // Without scrapes before the window there is nothing to compare.
+        assert_eq!(summarize(&busy[1..], 0.0, 10.0).unwrap().rss_bytes_added_per_player, None);
+    }
+
+    #[test]
     fn summary_needs_two_samples_apart() {
         let one = [sample(1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)];
         assert_eq!(summarize(&one, 0.0, 10.0), None);
@@ -510,6 +547,7 @@ trespasser_matches_completed_total 2
         let s = summarize(&bare, 0.0, 10.0).unwrap();
         assert_eq!((s.player_seconds, s.cpu_seconds, s.cpu_us_per_player_second), (0.0, 0.0, None));
         assert_eq!((s.rss_bytes_per_player, s.tick_p99_ms, s.tick_mean_ms), (None, None, None));
+        assert_eq!(s.rss_bytes_added_per_player, None);
     }
 
     #[test]
