@@ -12,6 +12,8 @@ pub struct NodeSample {
     pub at_s: f64,
     pub cpu_seconds: Option<f64>,
     pub rss_bytes: Option<f64>,
+    /// Resident memory not backed by files (absent from older nodes).
+    pub anon_bytes: Option<f64>,
     pub players: Option<f64>,
     pub connections: Option<f64>,
     pub lobbies: Option<f64>,
@@ -50,6 +52,7 @@ pub fn parse_node_metrics(text: &str, at_s: f64) -> NodeSample {
         let slot = match name {
             "process_cpu_seconds_total" => &mut s.cpu_seconds,
             "process_resident_memory_bytes" => &mut s.rss_bytes,
+            "process_resident_anonymous_memory_bytes" => &mut s.anon_bytes,
             "trespasser_players" => &mut s.players,
             "trespasser_connections" => &mut s.connections,
             "trespasser_lobbies" => &mut s.lobbies,
@@ -236,6 +239,10 @@ pub struct ServerSummary {
     /// player adds. Absent when the run never saw the node empty.
     #[serde(default)]
     pub rss_bytes_added_per_player: Option<f64>,
+    /// Anonymous resident memory (heap, stacks: the node's own, without
+    /// its binary's pages) at the end over the mean player count.
+    #[serde(default)]
+    pub anon_bytes_per_player: Option<f64>,
     pub tick_p99_ms: Option<f64>,
     pub tick_mean_ms: Option<f64>,
     /// p99 of how late lobby ticks started (absent from older reports).
@@ -276,6 +283,7 @@ pub fn summarize(samples: &[NodeSample], from_s: f64, to_s: f64) -> Option<Serve
     let cpu_seconds = increase(&w, |s| s.cpu_seconds);
     let per_player_s = |v: Option<f64>| v.filter(|_| player_seconds > 0.0).map(|v| round3(v / player_seconds));
     let rss_bytes_end = w.iter().rev().find_map(|s| s.rss_bytes);
+    let anon_bytes_end = w.iter().rev().find_map(|s| s.anon_bytes);
     // The node before anyone joined: the earliest sample, if it was empty.
     let idle_rss = samples
         .iter()
@@ -314,6 +322,7 @@ pub fn summarize(samples: &[NodeSample], from_s: f64, to_s: f64) -> Option<Serve
             .zip(idle_rss)
             .filter(|_| mean_players > 0.0)
             .map(|(end, idle)| round3((end - idle) / mean_players)),
+        anon_bytes_per_player: anon_bytes_end.filter(|_| mean_players > 0.0).map(|a| round3(a / mean_players)),
         tick_p99_ms,
         tick_mean_ms,
         tick_lateness_p99_ms,
@@ -353,6 +362,7 @@ mod tests {
 process_cpu_seconds_total 12.5
 # TYPE process_resident_memory_bytes gauge
 process_resident_memory_bytes 7.5e7
+process_resident_anonymous_memory_bytes 2.5e7
 # HELP trespasser_players Players holding a lobby slot (connected or in grace).
 # TYPE trespasser_players gauge
 trespasser_players 40
@@ -384,6 +394,7 @@ trespasser_matches_completed_total 2
         assert_eq!(s.at_s, 4.0);
         assert_eq!(s.cpu_seconds, Some(12.5));
         assert_eq!(s.rss_bytes, Some(75e6));
+        assert_eq!(s.anon_bytes, Some(25e6));
         assert_eq!(s.players, Some(40.0));
         assert_eq!(s.connections, Some(41.0), "the timestamp is not the value");
         assert_eq!(s.lobbies, Some(5.0));
@@ -470,6 +481,7 @@ trespasser_matches_completed_total 2
             players: Some(players),
             cpu_seconds: Some(cpu),
             rss_bytes: Some(50e6 + players * 1e6),
+            anon_bytes: Some(2e6 + players * 1e6),
             bytes_out: Some(out),
             bytes_in: Some(out / 10.0),
             datagrams_out: Some(out / 100.0),
@@ -503,6 +515,8 @@ trespasser_matches_completed_total 2
         assert_eq!(s.rss_bytes_per_player, Some(8e6));
         // The idle node at -5 s held 50 MB: 10 MB more over 7.5 players.
         assert_eq!(s.rss_bytes_added_per_player, Some(1_333_333.333));
+        // 12 MB anonymous at the end over 7.5 players.
+        assert_eq!(s.anon_bytes_per_player, Some(1.6e6));
         assert_eq!(s.bytes_out_per_player_s, Some(1000.0));
         assert_eq!(s.bytes_in_per_player_s, Some(100.0));
         assert_eq!(s.datagrams_out_per_player_s, Some(10.0));

@@ -507,6 +507,7 @@ impl Report {
                 ("node cpu cores".into(), format!("{:.2}", s.cpu_cores_used)),
                 ("node rss per player".into(), opt(s.rss_bytes_per_player.map(|b| b / 1024.0), "KiB")),
                 ("node rss added per player".into(), opt(s.rss_bytes_added_per_player.map(|b| b / 1024.0), "KiB")),
+                ("node anonymous memory per player".into(), opt(s.anon_bytes_per_player.map(|b| b / 1024.0), "KiB")),
                 ("node tick p99".into(), opt(s.tick_p99_ms, "ms")),
                 ("node tick lateness p99".into(), opt(s.tick_lateness_p99_ms, "ms")),
                 ("node bytes out per player".into(), opt(s.bytes_out_per_player_s, "B/s")),

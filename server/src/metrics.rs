@@ -306,6 +306,15 @@ impl Collector for ProcessCollector {
             None,
             rss.metric_type(),
         )?)?;
+        if let Some(anon) = process::read_anon_bytes() {
+            let anon = ConstGauge::new(anon as i64);
+            anon.encode(encoder.encode_descriptor(
+                "process_resident_anonymous_memory_bytes",
+                "Resident memory not backed by files (heap, stacks), in bytes: the process's own, without its mapped code",
+                None,
+                anon.metric_type(),
+            )?)?;
+        }
         let threads = ConstGauge::new(p.threads as i64);
         threads.encode(encoder.encode_descriptor("process_threads", "OS threads", None, threads.metric_type())?)?;
         Ok(())
@@ -326,6 +335,21 @@ mod process {
     pub fn read() -> Option<Process> {
         let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
         parse_stat(&stat)
+    }
+
+    /// Resident pages not shared with files: most of an idle node's RSS is
+    /// its own binary's code and data pages, which say nothing about what
+    /// players cost.
+    pub fn read_anon_bytes() -> Option<u64> {
+        parse_statm(&std::fs::read_to_string("/proc/self/statm").ok()?)
+    }
+
+    /// `size resident shared ...` in pages; `shared` counts the resident
+    /// file-backed (and shmem) pages.
+    pub fn parse_statm(statm: &str) -> Option<u64> {
+        let mut f = statm.split_whitespace().map(|v| v.parse::<u64>().ok());
+        let (_size, resident, shared) = (f.next()??, f.next()??, f.next()??);
+        Some(resident.saturating_sub(shared) * PAGE_SIZE)
     }
 
     /// Fields after the command name (which may hold spaces and parentheses,
@@ -360,6 +384,15 @@ mod process {
         fn reads_this_process() {
             let p = super::read().expect("/proc/self/stat");
             assert!(p.rss_bytes > 0 && p.threads >= 1);
+            let anon = super::read_anon_bytes().expect("/proc/self/statm");
+            assert!(anon > 0 && anon < p.rss_bytes, "{anon} of {}", p.rss_bytes);
+        }
+
+        #[test]
+        fn parses_proc_statm() {
+            assert_eq!(super::parse_statm("5000 3000 2500 100 0 900 0\n"), Some(500 * 4096));
+            assert_eq!(super::parse_statm("5000 3000"), None);
+            assert_eq!(super::parse_statm("a b c"), None);
         }
     }
 }
