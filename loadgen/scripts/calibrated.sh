@@ -3,7 +3,7 @@
 # minutes apart: for each player count, the bare quinn probe
 # (quinn-probe.sh) and then the node (capacity.sh) on the same cores. This
 # host's speed moves by 10 % within the hour and by 3x between days, so a
-# node figure alone says little; its ratio to the probe's stays put (0.64-0.85
+# node figure alone says little; its ratio to the probe's stays put (0.61-0.85
 # over ten days here). Each count prints one JSON line with both figures,
 # the ratio, and the node's figure scaled to the probe's cost on the host
 # where issue 5 set its targets (REFERENCE_PROBE_US, 245: the middle of the

@@ -306,7 +306,7 @@ impl Collector for ProcessCollector {
             None,
             rss.metric_type(),
         )?)?;
-        if let Some(anon) = process::read_anon_bytes() {
+        if let Some(anon) = p.anon_bytes {
             let anon = ConstGauge::new(anon as i64);
             anon.encode(encoder.encode_descriptor(
                 "process_resident_anonymous_memory_bytes",
@@ -329,19 +329,18 @@ mod process {
     pub struct Process {
         pub cpu_seconds: f64,
         pub rss_bytes: u64,
+        /// Resident pages not shared with files: most of an idle node's RSS
+        /// is its own binary's code and data pages, which say nothing about
+        /// what players cost.
+        pub anon_bytes: Option<u64>,
         pub threads: u64,
     }
 
     pub fn read() -> Option<Process> {
         let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-        parse_stat(&stat)
-    }
-
-    /// Resident pages not shared with files: most of an idle node's RSS is
-    /// its own binary's code and data pages, which say nothing about what
-    /// players cost.
-    pub fn read_anon_bytes() -> Option<u64> {
-        parse_statm(&std::fs::read_to_string("/proc/self/statm").ok()?)
+        let mut p = parse_stat(&stat)?;
+        p.anon_bytes = std::fs::read_to_string("/proc/self/statm").ok().and_then(|s| parse_statm(&s));
+        Some(p)
     }
 
     /// `size resident shared ...` in pages; `shared` counts the resident
@@ -363,6 +362,7 @@ mod process {
             cpu_seconds: (field(14)? + field(15)?) as f64 / CLK_TCK,
             threads: field(20)?,
             rss_bytes: field(24)? * PAGE_SIZE,
+            anon_bytes: None,
         })
     }
 
@@ -384,7 +384,7 @@ mod process {
         fn reads_this_process() {
             let p = super::read().expect("/proc/self/stat");
             assert!(p.rss_bytes > 0 && p.threads >= 1);
-            let anon = super::read_anon_bytes().expect("/proc/self/statm");
+            let anon = p.anon_bytes.expect("/proc/self/statm");
             assert!(anon > 0 && anon < p.rss_bytes, "{anon} of {}", p.rss_bytes);
         }
 
